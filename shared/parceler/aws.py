@@ -1,0 +1,58 @@
+"""The one seam to AWS: cached boto3 clients that honour ``AWS_ENDPOINT_URL``.
+
+Every AWS call in parceler goes through :func:`client`, so moto on loopback, another
+emulator and real AWS are the same code path. boto3 itself reads ``AWS_ENDPOINT_URL``
+(and per-service ``AWS_ENDPOINT_URL_<SERVICE>``) and the region from the environment.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_stepfunctions import SFNClient
+
+_CONFIG = Config(
+    retries={"max_attempts": 8, "mode": "adaptive"},
+    max_pool_connections=32,
+    connect_timeout=5,
+    read_timeout=70,  # above SQS's 20 s long poll and Step Functions' slow calls
+)
+_lock = threading.Lock()
+
+
+@overload
+def client(service: Literal["s3"]) -> S3Client: ...
+@overload
+def client(service: Literal["sqs"]) -> SQSClient: ...
+@overload
+def client(service: Literal["dynamodb"]) -> DynamoDBClient: ...
+@overload
+def client(service: Literal["stepfunctions"]) -> SFNClient: ...
+def client(service: str) -> Any:
+    """Return the process-wide client for ``service`` (thread-safe, created once).
+
+    Clients are cached per process: call :func:`reset_clients` after changing
+    ``AWS_ENDPOINT_URL`` or credentials (tests and the local mode do).
+    """
+    with _lock:
+        return _cached_client(service)
+
+
+@functools.cache
+def _cached_client(service: str) -> Any:
+    return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
+
+
+def reset_clients() -> None:
+    """Forget cached clients so the next call picks up the current environment."""
+    with _lock:
+        _cached_client.cache_clear()

@@ -1,0 +1,70 @@
+"""The typed error family: callers branch on the type, never on message text."""
+
+from __future__ import annotations
+
+
+class ParcelerError(Exception):
+    """Base of every error parceler raises on purpose.
+
+    Every error names the problem and, where one exists, the fix. ``retryable`` tells a
+    worker whether running the same step again may succeed.
+    """
+
+    retryable: bool = False
+
+    def __init__(self, problem: str, fix: str | None = None) -> None:
+        self.problem = problem
+        self.fix = fix
+        super().__init__(problem if fix is None else f"{problem} Fix: {fix}")
+
+
+class PermanentError(ParcelerError):
+    """Running the same step again will fail the same way."""
+
+    retryable = False
+
+
+class RetryableError(ParcelerError):
+    """A transient fault (throttling, a lost race, a timeout): try again later."""
+
+    retryable = True
+
+
+class InputError(PermanentError):
+    """Bad user input: a spec, a source, a listing, an option. The CLI exits with code 2."""
+
+
+class SpecError(InputError):
+    """A job spec or an option that does not validate."""
+
+
+class SourceError(InputError):
+    """A source that cannot be read or listed, or whose rows are malformed."""
+
+
+class UnsupportedUriError(InputError):
+    """A URI whose scheme parceler cannot read or write."""
+
+
+class DuplicateUriError(InputError):
+    """The same URI appears twice with different sizes or ETags."""
+
+
+class EmptySourceError(InputError):
+    """A source that holds no data files."""
+
+
+class ManifestError(PermanentError):
+    """A manifest that is malformed or fails verification against its summary."""
+
+
+class ManifestNotFoundError(ManifestError):
+    """A manifest summary that does not exist (not yet committed, or a wrong URI)."""
+
+
+class ProcessorError(PermanentError):
+    """User processor code failed on a group; recorded in the ledger with its cause."""
+
+
+class ConflictError(RetryableError):
+    """A conditional write lost a race (another attempt claimed or committed first)."""

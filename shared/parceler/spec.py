@@ -1,0 +1,159 @@
+"""The job spec: what a user pastes into the Step Functions console or passes to the CLI.
+
+Published as JSON Schema by ``parceler spec-schema``. Every model is frozen and rejects
+unknown keys, so a typo in the console fails the execution at once, naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from parceler.errors import SpecError
+from parceler.units import parse_size
+
+SPEC_SCHEMA_VERSION = 1
+_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _size(value: Any) -> Any:
+    """Accept human sizes ("1GB", "512MiB") wherever a byte count is expected."""
+    return parse_size(value) if isinstance(value, str) else value
+
+
+class Partitioning(_Spec):
+    """How the job's manifest is packed into groups. Give a target, or ``groups``."""
+
+    target_size: int | None = Field(default=None, gt=0, description="bytes per group; '1GB' ok")
+    target_records: int | None = Field(default=None, gt=0, description="records per group")
+    groups: int | None = Field(default=None, gt=0, description="exactly this many groups")
+    max_files: int | None = Field(default=None, gt=0, description="at most this many files per group")
+
+    _parse_size = field_validator("target_size", mode="before")(_size)
+
+    @model_validator(mode="after")
+    def _one_strategy(self) -> Self:
+        if self.groups is not None and (self.target_size or self.target_records):
+            raise ValueError("give either 'groups' or a target (target_size/target_records), not both")
+        if self.groups is None and not (self.target_size or self.target_records or self.max_files):
+            raise ValueError("give 'target_size', 'target_records', 'max_files' or 'groups'")
+        return self
+
+
+class ProcessorSpec(_Spec):
+    """The user code run on each group.
+
+    - ``builtin``: ``name`` is one of the built-ins (``wordcount``, ``linecount``,
+      ``csv-groupby``, ``parquet-compact``, ``copy``); ``options`` configures it.
+    - ``python``: ``function`` is ``module:function``; ``per`` says whether it gets one
+      file at a time (``fn(file) -> value``) or the whole group (``fn(files, ctx) -> value``).
+    - ``shell``: ``command`` runs once per file, the file on stdin, stdout is its output.
+    """
+
+    kind: Literal["builtin", "python", "shell"] = "builtin"
+    name: str | None = None
+    function: str | None = Field(default=None, pattern=r"^[\w.]+:[\w]+$")
+    command: str | None = None
+    per: Literal["file", "group"] = "file"
+    options: dict[str, Any] = Field(default_factory=dict)
+    timeout_seconds: float = Field(default=600, gt=0)
+    version: str = Field(default="1", description="bump to re-run groups already committed")
+
+    @model_validator(mode="after")
+    def _target_matches_kind(self) -> Self:
+        needed = {"builtin": "name", "python": "function", "shell": "command"}[self.kind]
+        if getattr(self, needed) is None:
+            raise ValueError(f"a '{self.kind}' processor needs '{needed}'")
+        return self
+
+
+class ReducerSpec(_Spec):
+    """Associative merge of values (n:1): a built-in (``sum``, ``concat``) or ``module:function``."""
+
+    kind: Literal["builtin", "python"] = "builtin"
+    name: str | None = "sum"
+    function: str | None = Field(default=None, pattern=r"^[\w.]+:[\w]+$")
+
+    @model_validator(mode="after")
+    def _target_matches_kind(self) -> Self:
+        if self.kind == "python" and self.function is None:
+            raise ValueError("a 'python' reducer needs 'function' (module:function)")
+        return self
+
+
+class Limits(_Spec):
+    """Backpressure and failure tolerance."""
+
+    max_concurrency: int = Field(default=50, ge=1, le=1000)
+    tolerated_failure_percent: float = Field(default=0.0, ge=0, le=100)
+    max_attempts: int = Field(default=3, ge=1, le=20)
+
+
+class Routing(_Spec):
+    """Which queue a group goes to: Lambda for short groups, the container for long ones."""
+
+    throughput_bytes_per_second: int = Field(default=50_000_000, gt=0)
+    lambda_max_seconds: float = Field(default=600, gt=0, le=840)
+
+    _parse_size = field_validator("throughput_bytes_per_second", mode="before")(_size)
+
+
+class JobSpec(_Spec):
+    """One job: source → partitioning → processor → reducer → output."""
+
+    schema_version: Literal[1] = SPEC_SCHEMA_VERSION
+    job_id: str | None = Field(default=None, description="default: the execution name")
+    source: str = Field(min_length=1, description="s3:// prefix, inventory manifest.json, listing, folder, or manifest summary")
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    count_records: bool = False
+    partitioning: Partitioning = Partitioning(target_size=1_000_000_000)
+    processor: ProcessorSpec
+    reducer: ReducerSpec | None = None
+    output: str | None = Field(default=None, description="URI prefix for outputs; default: the work area")
+    limits: Limits = Limits()
+    routing: Routing = Routing()
+
+    @field_validator("job_id")
+    @classmethod
+    def _job_id_shape(cls, value: str | None) -> str | None:
+        if value is not None and not _JOB_ID.match(value):
+            raise ValueError("job_id must be 1-80 characters of letters, digits, '-' or '_'")
+        return value
+
+
+JobSpecJson = Annotated[str, "a JSON document holding a JobSpec"]
+
+
+def parse_spec(document: str | bytes | dict[str, Any]) -> JobSpec:
+    """Validate a job spec from JSON text or a dict.
+
+    Raises:
+        SpecError: names every invalid field (dotted path) and what it expects.
+    """
+    try:
+        data = json.loads(document) if isinstance(document, str | bytes) else document
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"the job spec is not valid JSON: {exc}.", "check the JSON syntax.") from exc
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(spec)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise SpecError(
+            f"invalid job spec: {problems}.",
+            "fix the named field(s); `parceler spec-schema` prints the schema.",
+        ) from exc
+
+
+def spec_json_schema() -> dict[str, Any]:
+    """The JSON Schema of :class:`JobSpec`, for the console and editors."""
+    return JobSpec.model_json_schema()
