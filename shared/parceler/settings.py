@@ -71,3 +71,9 @@ class AggregatorSettings(WorkAreaSettings):
 
 class DeadLetterSettings(LedgerSettings):
     """The DLQ handler marks dead-lettered groups FAILED."""
+
+
+class StarterSettings(_EnvSettings):
+    """The S3-event starter names each execution from its job id, so duplicates collapse."""
+
+    state_machine_arn: str = Field(alias="PARCELER_STATE_MACHINE_ARN", min_length=1)

@@ -40,7 +40,8 @@ def format_size(n_bytes: float) -> str:
     """Format bytes with a decimal unit and three significant digits: ``1.23 GB``."""
     value = float(n_bytes)
     for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(value) < 1000 or unit == "TB":
+        # 999.5 would round up to "1e+03" with three significant digits: move up a unit.
+        if abs(value) < 999.5:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.3g} {unit}"
         value /= 1000
-    raise AssertionError("unreachable")
+    return f"{value:.3g} PB" if abs(value) < 999.5 else f"{value:.0f} PB"

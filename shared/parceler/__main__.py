@@ -1,0 +1,5 @@
+"""``python -m parceler`` runs the CLI."""
+
+from parceler.cli import main
+
+main()

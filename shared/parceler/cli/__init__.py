@@ -1,0 +1,70 @@
+"""The ``parceler`` command: a thin edge over the library (typer + rich).
+
+Each command lives in its own module with ``register(app)``. Errors from the typed family
+are shown as one clear message: bad input exits 2, other parceler errors exit 1, and
+neither prints a traceback (set ``PARCELER_DEBUG=1`` to see one).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from parceler.errors import InputError, ParcelerError
+
+app = typer.Typer(
+    name="parceler",
+    help="Divide-and-conquer batch processing of very many files on AWS serverless.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@app.callback()
+def _root() -> None:
+    """Divide-and-conquer batch processing of very many files on AWS serverless."""
+
+
+def friendly_errors(command: F) -> F:
+    """Turn parceler's typed errors into a message and an exit code (2 for bad input)."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ParcelerError as exc:
+            if os.environ.get("PARCELER_DEBUG"):
+                raise
+            kind = "bad input" if isinstance(exc, InputError) else "error"
+            err_console.print(f"[bold red]parceler: {kind}:[/] {exc.problem}", highlight=False)
+            if exc.fix:
+                err_console.print(f"[bold]fix:[/] {exc.fix}", highlight=False)
+            raise typer.Exit(2 if isinstance(exc, InputError) else 1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _register_commands() -> None:
+    from parceler.cli import plan, spec_schema
+
+    for module in (plan, spec_schema):
+        module.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _register_commands()
+    app(prog_name="parceler")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

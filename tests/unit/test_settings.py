@@ -1,0 +1,32 @@
+"""Settings are read once from an environment mapping; a missing variable is named."""
+
+from __future__ import annotations
+
+import pytest
+
+from parceler.errors import SpecError
+from parceler.settings import PlannerSettings, StarterSettings, WorkerSettings
+
+ENV = {
+    "PARCELER_LEDGER_TABLE": "ledger",
+    "PARCELER_WORK_BUCKET": "work",
+    "PARCELER_LAMBDA_QUEUE_URL": "http://q/lambda",
+    "PARCELER_CONTAINER_QUEUE_URL": "http://q/container",
+}
+
+
+def test_settings_read_their_variables() -> None:
+    settings = PlannerSettings.from_env(ENV)
+    assert (settings.ledger_table, settings.work_bucket) == ("ledger", "work")
+    assert settings.container_queue_url == "http://q/container"
+
+
+def test_each_role_names_exactly_what_it_reads() -> None:
+    assert WorkerSettings.env_names() == {"PARCELER_LEDGER_TABLE", "PARCELER_WORK_BUCKET"}
+    assert PlannerSettings.env_names() == set(ENV)
+    assert StarterSettings.env_names() == {"PARCELER_STATE_MACHINE_ARN"}
+
+
+def test_a_missing_variable_is_named() -> None:
+    with pytest.raises(SpecError, match="PARCELER_WORK_BUCKET"):
+        WorkerSettings.from_env({"PARCELER_LEDGER_TABLE": "ledger"})
