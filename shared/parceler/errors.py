@@ -68,3 +68,11 @@ class ProcessorError(PermanentError):
 
 class ConflictError(RetryableError):
     """A conditional write lost a race (another attempt claimed or committed first)."""
+
+
+class ObjectNotFoundError(PermanentError):
+    """An object (S3 key or local file) or its bucket does not exist."""
+
+
+class StorageError(PermanentError):
+    """An object store refused a request for a reason retrying will not fix (access denied, ...)."""

@@ -1,0 +1,477 @@
+"""URI I/O for ``s3://`` objects, ``file://`` URIs and plain local paths, with typed errors.
+
+Every S3 call goes through :func:`parceler.aws.client`, so ``AWS_ENDPOINT_URL`` (moto, another
+emulator) and real AWS are one code path. botocore errors are mapped by error code and HTTP
+status, never by message text:
+
+- ``NoSuchKey``, ``NoSuchBucket``, ``NotFound``, HTTP 404 → ``ObjectNotFoundError``
+- ``PreconditionFailed`` (412), ``ConditionalRequestConflict`` (409) → ``ConflictError``
+- throttling codes, HTTP 5xx, connection and read timeouts → ``RetryableError``
+- anything else (``AccessDenied``, missing credentials, ...) → ``StorageError``
+
+Local paths get the same errors (a missing file is ``ObjectNotFoundError``). Local writes are
+atomic against concurrent readers (a temp file in the same folder, then a rename) but are
+not fsynced: the local mode trades power-loss durability for speed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Literal, NoReturn, Protocol, cast
+from urllib.parse import unquote, urlsplit
+
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from parceler import aws
+from parceler.errors import (
+    ConflictError,
+    ObjectNotFoundError,
+    RetryableError,
+    StorageError,
+    UnsupportedUriError,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+ACCEPTED_SCHEMES = ("s3", "file")
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
+_NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "NotFound", "404"})
+_CONFLICT_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
+_RETRYABLE_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "InternalError",
+        "ServiceUnavailable",
+        "503",
+        "500",
+    }
+)
+_DELETE_BATCH = 1000  # the DeleteObjects maximum
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedUri:
+    """A URI split into its parts.
+
+    Attributes:
+        scheme: ``"s3"`` or ``"file"``.
+        bucket: the S3 bucket (``""`` for local files).
+        key: the S3 key, possibly empty for a whole bucket (``""`` for local files).
+        path: the local filesystem path (``""`` for S3).
+    """
+
+    scheme: Literal["s3", "file"]
+    bucket: str
+    key: str
+    path: str
+
+    @property
+    def is_s3(self) -> bool:
+        """True for an S3 object or prefix."""
+        return self.scheme == "s3"
+
+
+def parse_uri(uri: str) -> ParsedUri:
+    """Split ``uri`` into scheme, bucket, key and path.
+
+    ``s3://bucket/key`` is S3 (the key is kept verbatim, not URL-decoded). ``file:///abs/path``
+    (or ``file://localhost/abs/path``, percent-decoded) and anything without ``scheme://``
+    (a plain absolute or relative path) are local files.
+
+    Raises:
+        UnsupportedUriError: another scheme, an S3 URI without a bucket, or a ``file://`` URI
+            naming a remote host.
+    """
+    match = _SCHEME_RE.match(uri)
+    if match is None:
+        if not uri:
+            raise UnsupportedUriError(
+                "An empty string is not a URI.", "Pass s3://bucket/key or a path."
+            )
+        return ParsedUri("file", "", "", uri)
+    scheme = match.group(1).lower()
+    rest = uri[match.end() :]
+    if scheme == "s3":
+        bucket, _, key = rest.partition("/")
+        if not bucket:
+            raise UnsupportedUriError(
+                f"S3 URI {uri!r} names no bucket.", "Write it as s3://bucket/key."
+            )
+        return ParsedUri("s3", bucket, key, "")
+    if scheme == "file":
+        parts = urlsplit(uri)
+        if parts.netloc not in ("", "localhost"):
+            raise UnsupportedUriError(
+                f"file URI {uri!r} names host {parts.netloc!r}; only local files are supported.",
+                "Write an absolute path as file:///abs/path, or pass a plain (relative) path.",
+            )
+        return ParsedUri("file", "", "", unquote(parts.path))
+    raise UnsupportedUriError(
+        f"URI {uri!r} has unsupported scheme {scheme!r}; parceler reads and writes "
+        f"{', '.join(s + '://' for s in ACCEPTED_SCHEMES)} and plain paths.",
+        "Copy the data to S3 or a local folder first.",
+    )
+
+
+def join(prefix: str, *parts: str) -> str:
+    """Join ``parts`` onto ``prefix`` with ``/``, for S3 URIs, ``file://`` URIs and paths alike.
+
+    Slashes at the seams are collapsed and empty parts skipped, so
+    ``join("s3://b/jobs/", "/7", "manifest.json") == "s3://b/jobs/7/manifest.json"`` and
+    ``join("/tmp/w", "a") == "/tmp/w/a"``. A part is never treated as an absolute path.
+    """
+    pieces = [p.strip("/") for p in parts]
+    tail = "/".join(p for p in pieces if p)
+    if not tail:
+        return prefix
+    if not prefix:
+        return tail
+    head = prefix.rstrip("/")
+    if not head or head.endswith(":"):
+        # "/" or a bare "scheme://": the slashes there carry meaning, keep them.
+        return prefix + tail if prefix.endswith("/") else prefix + "/" + tail
+    return head + "/" + tail
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+def _raise_mapped(exc: Exception, uri: str, action: str) -> NoReturn:
+    """Re-raise a botocore exception as the typed parceler error, chained to the original."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        where = f"{action} {uri}"
+        if code in _NOT_FOUND_CODES or (status == 404 and not code):
+            bucket_missing = code == "NoSuchBucket"
+            raise ObjectNotFoundError(
+                f"{where}: {'bucket' if bucket_missing else 'object'} not found ({code or 404}).",
+                "Check the URI (and that the object was written before it is read).",
+            ) from exc
+        if code in _CONFLICT_CODES or status == 412:
+            raise ConflictError(
+                f"{where}: a conditional write lost ({code or status}); the object already exists."
+            ) from exc
+        if code in _RETRYABLE_CODES or status >= 500:
+            raise RetryableError(f"{where}: S3 is busy or failing ({code or status}).") from exc
+        raise StorageError(
+            f"{where}: S3 refused the request ({code or status}).",
+            "Check the bucket name, its region and this role's permissions.",
+        ) from exc
+    if isinstance(exc, NoCredentialsError):
+        raise StorageError(
+            f"{action} {uri}: no AWS credentials found.",
+            "Configure credentials, or use --local for the embedded emulator.",
+        ) from exc
+    if isinstance(exc, BotoCoreError):
+        raise RetryableError(
+            f"{action} {uri}: the connection failed ({type(exc).__name__})."
+        ) from exc
+    raise exc
+
+
+def _raise_local(exc: OSError, uri: str, action: str) -> NoReturn:
+    if isinstance(exc, FileNotFoundError | NotADirectoryError):
+        raise ObjectNotFoundError(f"{action} {uri}: no such file.", "Check the path.") from exc
+    if isinstance(exc, IsADirectoryError):
+        raise StorageError(f"{action} {uri}: is a folder, not a file.", "Name a file.") from exc
+    if isinstance(exc, PermissionError):
+        raise StorageError(
+            f"{action} {uri}: permission denied.", "Check file permissions."
+        ) from exc
+    raise StorageError(f"{action} {uri}: {type(exc).__name__} (errno {exc.errno}).") from exc
+
+
+def _s3() -> S3Client:
+    return aws.client("s3")
+
+
+# -- reads -----------------------------------------------------------------------------------
+
+
+def read_bytes(uri: str) -> bytes:
+    """Return the whole object at ``uri``.
+
+    Raises:
+        ObjectNotFoundError: no such object or file.
+        RetryableError: throttling, 5xx, a dropped connection.
+        StorageError: any other refusal.
+    """
+    parsed = parse_uri(uri)
+    if parsed.is_s3:
+        try:
+            response = _s3().get_object(Bucket=parsed.bucket, Key=parsed.key)
+            return response["Body"].read()
+        except (ClientError, BotoCoreError) as exc:
+            _raise_mapped(exc, uri, "read")
+    try:
+        return Path(parsed.path).read_bytes()
+    except OSError as exc:
+        _raise_local(exc, uri, "read")
+
+
+class _Body(Protocol):
+    def read(self, amt: int | None = ..., /) -> bytes: ...
+    def close(self) -> None: ...
+
+
+class _S3Stream(io.RawIOBase):
+    """A raw stream over a botocore StreamingBody whose read faults are typed errors."""
+
+    def __init__(self, body: _Body, uri: str) -> None:
+        super().__init__()
+        self._body = body
+        self._uri = uri
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        try:
+            chunk = self._body.read(len(view))
+        except (ClientError, BotoCoreError) as exc:
+            _raise_mapped(exc, self._uri, "stream")
+        view[: len(chunk)] = chunk
+        return len(chunk)
+
+    def close(self) -> None:
+        if not self.closed:
+            with contextlib.suppress(Exception):
+                self._body.close()
+        super().close()
+
+
+def open_input(uri: str) -> BinaryIO:
+    """Open ``uri`` for streamed binary reading (the object is never read whole into memory).
+
+    Use it as a context manager. S3 bodies are wrapped in a buffered reader, so ``readline``
+    and iteration work; a connection dropped mid-stream raises :class:`RetryableError`.
+
+    Raises:
+        ObjectNotFoundError, RetryableError, StorageError: as for :func:`read_bytes`.
+    """
+    parsed = parse_uri(uri)
+    if parsed.is_s3:
+        try:
+            response = _s3().get_object(Bucket=parsed.bucket, Key=parsed.key)
+        except (ClientError, BotoCoreError) as exc:
+            _raise_mapped(exc, uri, "open")
+        raw = _S3Stream(response["Body"], uri)
+        return cast(BinaryIO, io.BufferedReader(raw, buffer_size=1 << 20))
+    try:
+        return Path(parsed.path).open("rb")
+    except OSError as exc:
+        _raise_local(exc, uri, "open")
+
+
+def read_range(uri: str, start: int, length: int) -> bytes:
+    """Return up to ``length`` bytes of ``uri`` from offset ``start`` (a ranged GET on S3).
+
+    Fewer bytes come back when the object ends sooner; none when ``start`` is at or past the
+    end (S3's ``InvalidRange`` is mapped to ``b""`` so S3 and local files agree).
+
+    Raises:
+        ValueError: a negative ``start`` or ``length``.
+        ObjectNotFoundError, RetryableError, StorageError: as for :func:`read_bytes`.
+    """
+    if start < 0 or length < 0:
+        raise ValueError(f"read_range needs start >= 0 and length >= 0, got {start}, {length}")
+    if length == 0:
+        return b""
+    parsed = parse_uri(uri)
+    if parsed.is_s3:
+        try:
+            response = _s3().get_object(
+                Bucket=parsed.bucket, Key=parsed.key, Range=f"bytes={start}-{start + length - 1}"
+            )
+            return response["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "InvalidRange":
+                return b""
+            _raise_mapped(exc, uri, "read range of")
+        except BotoCoreError as exc:
+            _raise_mapped(exc, uri, "read range of")
+    try:
+        with Path(parsed.path).open("rb") as handle:
+            handle.seek(start)
+            return handle.read(length)
+    except OSError as exc:
+        _raise_local(exc, uri, "read range of")
+
+
+def object_size(uri: str) -> int:
+    """Return the size of the object at ``uri`` in bytes (a HEAD request on S3).
+
+    Raises:
+        ObjectNotFoundError, RetryableError, StorageError: as for :func:`read_bytes`.
+    """
+    parsed = parse_uri(uri)
+    if parsed.is_s3:
+        try:
+            return int(_s3().head_object(Bucket=parsed.bucket, Key=parsed.key)["ContentLength"])
+        except (ClientError, BotoCoreError) as exc:
+            _raise_mapped(exc, uri, "size of")
+    path = Path(parsed.path)
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(parsed.path)
+        return path.stat().st_size
+    except OSError as exc:
+        _raise_local(exc, uri, "size of")
+
+
+def exists(uri: str) -> bool:
+    """True if an object (S3) or a regular file (local) exists at ``uri``; folders do not count.
+
+    Raises:
+        RetryableError, StorageError: the store could not answer (not found is ``False``).
+    """
+    parsed = parse_uri(uri)
+    if parsed.is_s3:
+        try:
+            _s3().head_object(Bucket=parsed.bucket, Key=parsed.key)
+        except ClientError as exc:
+            try:
+                _raise_mapped(exc, uri, "check")
+            except ObjectNotFoundError:
+                return False
+        except BotoCoreError as exc:
+            _raise_mapped(exc, uri, "check")
+        return True
+    return Path(parsed.path).is_file()
+
+
+# -- writes ----------------------------------------------------------------------------------
+
+
+def write_bytes(
+    uri: str,
+    data: bytes,
+    *,
+    content_type: str | None = None,
+    if_none_match: bool = False,
+) -> None:
+    """Write ``data`` to ``uri``, replacing any object there unless ``if_none_match``.
+
+    Args:
+        uri: the destination.
+        data: the whole body.
+        content_type: the S3 ``Content-Type`` (ignored for local files).
+        if_none_match: write only if nothing exists yet: S3 ``IfNoneMatch="*"``; locally an
+            exclusive create (a hard link of the finished temp file, so it is atomic too).
+
+    Local writes create missing parent folders and are atomic (temp file + rename).
+
+    Raises:
+        ConflictError: ``if_none_match`` and the object already exists.
+        RetryableError, StorageError: as for :func:`read_bytes`.
+    """
+    parsed = parse_uri(uri)
+    if parsed.is_s3:
+        if not parsed.key or parsed.key.endswith("/"):
+            raise UnsupportedUriError(f"Cannot write to {uri!r}: it names no object key.")
+        extra: dict[str, str] = {}
+        if content_type is not None:
+            extra["ContentType"] = content_type
+        if if_none_match:
+            extra["IfNoneMatch"] = "*"
+        try:
+            _s3().put_object(Bucket=parsed.bucket, Key=parsed.key, Body=data, **extra)  # type: ignore[arg-type]
+        except (ClientError, BotoCoreError) as exc:
+            _raise_mapped(exc, uri, "write")
+        return
+    _write_local(Path(parsed.path), data, uri, exclusive=if_none_match)
+
+
+def _write_local(path: Path, data: bytes, uri: str, *, exclusive: bool) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        _raise_local(exc, uri, "write")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        if exclusive:
+            try:
+                os.link(tmp, path)  # fails if path exists: an atomic exclusive create
+            except FileExistsError as exc:
+                raise ConflictError(f"write {uri}: the file already exists.") from exc
+        else:
+            tmp.replace(path)
+    except OSError as exc:
+        _raise_local(exc, uri, "write")
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def delete_prefix(uri: str) -> int:
+    """Delete everything under the folder ``uri``; return how many objects were deleted.
+
+    ``uri`` is a folder: ``s3://b/jobs/1`` deletes ``jobs/1/...`` but never ``jobs/10/...``
+    (a ``/`` is appended to the key). S3 deletes go in ``DeleteObjects`` batches of 1,000;
+    keys S3 fails to delete are skipped (best effort), so the count may be lower than the
+    number of keys listed. A local folder is removed with its files; a local file alone is
+    deleted too. Nothing there is not an error (returns 0).
+
+    Raises:
+        RetryableError, StorageError: listing failed.
+    """
+    parsed = parse_uri(uri)
+    if not parsed.is_s3:
+        return _delete_local(Path(parsed.path), uri)
+    prefix = parsed.key if not parsed.key or parsed.key.endswith("/") else parsed.key + "/"
+    s3 = _s3()
+    deleted = 0
+    try:
+        paginator = s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=parsed.bucket, Prefix=prefix):
+            keys = [item["Key"] for item in page.get("Contents", [])]
+            for i in range(0, len(keys), _DELETE_BATCH):
+                batch = keys[i : i + _DELETE_BATCH]
+                response = s3.delete_objects(
+                    Bucket=parsed.bucket,
+                    Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
+                )
+                deleted += len(batch) - len(response.get("Errors", []))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "NoSuchBucket":
+            return deleted
+        _raise_mapped(exc, uri, "delete")
+    except BotoCoreError as exc:
+        _raise_mapped(exc, uri, "delete")
+    return deleted
+
+
+def _delete_local(path: Path, uri: str) -> int:
+    try:
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+            return 1
+        if not path.is_dir():
+            return 0
+        count = sum(1 for p in path.rglob("*") if not p.is_dir())
+        shutil.rmtree(path)
+        return count
+    except OSError as exc:
+        _raise_local(exc, uri, "delete")
