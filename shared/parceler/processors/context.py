@@ -1,0 +1,179 @@
+"""What a processor sees of its group: the context, one file, and the outcome it hands back."""
+
+from __future__ import annotations
+
+import posixpath
+import time
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+
+from parceler import storage
+from parceler.errors import ProcessorError
+from parceler.models import DATA_FILE_SCHEMA
+from parceler.processors.outputs import put_stream
+
+
+class DeadlineExceededError(ProcessorError):
+    """The group ran past ``GroupContext.deadline`` (a Lambda about to time out).
+
+    Permanent for this worker: the same group on the same worker runs out of time again. A
+    worker may branch on this type to route the group to the long-running (container) queue.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class GroupContext:
+    """The one group attempt a processor runs in.
+
+    Attributes:
+        job_id: the job.
+        group_index: the group's index in the job (0-based).
+        attempt: the attempt number; outputs of different attempts never mix.
+        output_prefix: the attempt's output folder URI, e.g.
+            ``s3://work/jobs/J/groups/000007/attempt-2/`` or a local folder. Processors
+            write their outputs under it.
+        deadline: a :func:`time.monotonic` instant the group must finish by, or None.
+
+    Group processors report the files they write with :meth:`add_output` (or write them
+    with :meth:`write_output`, which records them); :func:`parceler.processors.run_group`
+    returns them as ``GroupOutcome.outputs``. The context is immutable; only its output
+    register grows, and ``run_group`` gives every run a fresh register.
+    """
+
+    job_id: str
+    group_index: int
+    attempt: int
+    output_prefix: str
+    deadline: float | None = None
+    _outputs: list[dict[str, Any]] = field(
+        default_factory=list, init=False, repr=False, compare=False
+    )
+
+    def time_left(self) -> float | None:
+        """Seconds until the deadline (negative once past), or None without a deadline."""
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def check_deadline(self, where: str) -> None:
+        """Raise :class:`DeadlineExceededError` if the deadline has passed.
+
+        Args:
+            where: what was about to start (a file URI), named in the error.
+        """
+        left = self.time_left()
+        if left is not None and left <= 0:
+            raise DeadlineExceededError(
+                f"group {self.group_index} of job {self.job_id} (attempt {self.attempt}) ran "
+                f"out of time before {where}.",
+                "route long groups to the container queue (lower the routing throughput "
+                "estimate) or make groups smaller.",
+            )
+
+    def output_uri(self, name: str) -> str:
+        """The URI of output ``name`` (a relative key, ``/`` allowed) under the output prefix."""
+        return storage.join(self.output_prefix, name)
+
+    def add_output(
+        self,
+        uri: str,
+        size: int,
+        n_record: int | None = None,
+        etag: str | None = None,
+        *,
+        anywhere: bool = False,
+    ) -> None:
+        """Record a file this attempt wrote, so it is listed in ``GroupOutcome.outputs``.
+
+        Args:
+            uri: where the file was written; must be under ``output_prefix`` unless
+                ``anywhere`` (built-ins with a documented destination option use it).
+            size: its size in bytes.
+            n_record: its record count, if known.
+            etag: its ETag (without quotes), if known.
+
+        Raises:
+            ProcessorError: ``uri`` is outside the attempt's output folder, or size < 0.
+        """
+        folder = self.output_prefix.rstrip("/") + "/"
+        if not anywhere and not uri.startswith(folder):
+            raise ProcessorError(
+                f"output {uri} is outside this attempt's output folder {folder}.",
+                "write outputs under ctx.output_prefix (use ctx.output_uri(name)).",
+            )
+        if size < 0 or (n_record is not None and n_record < 0):
+            raise ProcessorError(f"output {uri}: size and n_record must be >= 0.")
+        self._outputs.append({"uri": uri, "size": size, "n_record": n_record, "etag": etag})
+
+    def write_output(
+        self, name: str, data: bytes | BinaryIO, *, n_record: int | None = None
+    ) -> str:
+        """Write ``data`` (bytes or a readable binary stream) to output ``name`` and record it.
+
+        Streams are uploaded in parts (never read whole). Returns the output's URI.
+        """
+        uri = self.output_uri(name)
+        result = put_stream(uri, data)
+        self.add_output(uri, result.size, n_record, result.etag)
+        return uri
+
+    def outputs_table(self) -> pa.Table:
+        """The recorded outputs as a data-file table (``models.DATA_FILE_SCHEMA``)."""
+        return pa.Table.from_pylist(list(self._outputs), schema=DATA_FILE_SCHEMA)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupOutcome:
+    """What running a processor on one group produced.
+
+    Attributes:
+        value: the group's reduced value (JSON-serialisable), or None.
+        outputs: data-file rows (``models.DATA_FILE_SCHEMA``) of the files the attempt wrote.
+    """
+
+    value: Any
+    outputs: pa.Table
+
+
+@dataclass(frozen=True, slots=True)
+class FileRef:
+    """One data file as a per-file processor receives it.
+
+    ``index`` is the file's position in its group (stable across attempts: the group
+    manifest's row order), used to name outputs uniquely.
+    """
+
+    uri: str
+    size: int
+    n_record: int | None = None
+    etag: str | None = None
+    index: int = 0
+
+    def open(self) -> BinaryIO:
+        """Open the file for streamed binary reading; use it as a context manager."""
+        return storage.open_input(self.uri)
+
+    def read_bytes(self) -> bytes:
+        """The whole file (for small files; prefer :meth:`open` for big ones)."""
+        return storage.read_bytes(self.uri)
+
+    @property
+    def basename(self) -> str:
+        """The last path segment of the URI (``"file"`` if the URI ends with ``/``)."""
+        return posixpath.basename(self.uri.rstrip("/")) or "file"
+
+
+def file_refs(files: pa.Table) -> list[FileRef]:
+    """The rows of a data-file table as :class:`FileRef` objects, in row order."""
+    columns = files.select(["uri", "size", "n_record", "etag"]).to_pydict()
+    return [
+        FileRef(uri, size, n_record, etag, index)
+        for index, (uri, size, n_record, etag) in enumerate(
+            zip(columns["uri"], columns["size"], columns["n_record"], columns["etag"], strict=True)
+        )
+    ]
+
+
+def output_name(file: FileRef) -> str:
+    """The output name of a 1:1 map: ``<index:06d>-<basename>``, unique within the group."""
+    return f"{file.index:06d}-{file.basename}"

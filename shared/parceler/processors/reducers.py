@@ -1,0 +1,177 @@
+"""Reducers: associative n:1 merges of values, within a group and across groups (a tree).
+
+Built-ins (``ReducerSpec(kind="builtin", name=...)``):
+
+- ``sum``: numbers add; dicts merge key-wise, recursively (a key on one side only is
+  kept); lists concatenate. So ``{"words": {"a": 2}}`` + ``{"words": {"a": 1, "b": 1}}`` is
+  ``{"words": {"a": 3, "b": 1}}``. Strings, booleans and mismatched shapes are errors.
+- ``concat``: list values contribute their items, other values themselves: a flat list.
+- ``none``: the value is None (output-only jobs).
+- ``kind="python"``: ``module:function`` called as ``fn(values: list) -> value``; it must be
+  associative (``fn([fn(a), fn(b)]) == fn(a + b)``) because groups reduce as a tree.
+
+Every reducer skips None values; reducing nothing (or only None) is None.
+
+With **no reducer** (``reducer=None``) values are collected, not merged: a group's value
+is the list of its per-file values (the one value of a group processor is a one-item
+list), and across groups the lists concatenate (``reduce_values(None, ...)`` is ``concat``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from parceler.errors import ProcessorError, SpecError
+from parceler.processors.loading import load_callable, user_error
+from parceler.spec import ReducerSpec
+
+BUILTIN_REDUCERS = ("sum", "concat", "none")
+
+
+def reduce_values(reducer: ReducerSpec | None, values: Sequence[Any]) -> Any:
+    """Merge ``values`` with ``reducer`` (None values skipped). Never mutates ``values``.
+
+    Associative for the built-ins (``sum`` over floats up to rounding), so the aggregation
+    may reduce any tree of groups. ``reducer=None`` concatenates (see the module doc).
+
+    Raises:
+        SpecError: an unknown built-in name, or a python reducer that cannot be loaded.
+        ProcessorError: values the reducer cannot merge, a python reducer that raises, or
+            a result that is not JSON-serialisable.
+    """
+    reduction = Reduction(reducer, collect=False)
+    for value in values:
+        reduction.add(value)
+    return reduction.result()
+
+
+class Reduction:
+    """An incremental reduction: :meth:`add` values one at a time, then :meth:`result`.
+
+    ``sum`` folds in place (memory of one accumulated value, O(total size) time, even for
+    big word-count dicts); a python reducer is called once, on all values, at the end.
+
+    Args:
+        reducer: the reducer, or None.
+        collect: with ``reducer=None``, True collects values as list items (a group's
+            per-file values); False concatenates list values (group values across groups).
+    """
+
+    def __init__(self, reducer: ReducerSpec | None, *, collect: bool) -> None:
+        self._reducer = reducer
+        self._merge: Callable[[Any, Any], Any] | None = None
+        self._function: Callable[..., Any] | None = None
+        self._items: list[Any] = []
+        self._acc: Any = None
+        self._mode: str
+        if reducer is None:
+            self._mode = "collect" if collect else "concat"
+        elif reducer.kind == "python":
+            assert reducer.function is not None  # the spec validator guarantees it
+            self._function = load_callable(reducer.function, "reducer")
+            self._mode = "python"
+        elif reducer.name in BUILTIN_REDUCERS:
+            self._mode = reducer.name
+        else:
+            raise SpecError(
+                f"unknown reducer {reducer.name!r}.",
+                f"use one of {', '.join(BUILTIN_REDUCERS)}, or kind 'python' with "
+                "'function': 'module:function'.",
+            )
+
+    def add(self, value: Any) -> None:
+        """Fold one value in (None is skipped)."""
+        if value is None or self._mode == "none":
+            return
+        if self._mode == "sum":
+            self._acc = _owned(value, "") if self._acc is None else _sum_into(self._acc, value, "")
+        elif self._mode == "concat":
+            if isinstance(value, list):
+                self._items.extend(value)
+            else:
+                self._items.append(value)
+        else:  # collect, python
+            self._items.append(value)
+
+    def result(self) -> Any:
+        """The reduced value, or None when nothing (or only None) was added."""
+        if self._mode == "sum":
+            return self._acc
+        if self._mode == "none" or not self._items:
+            return None
+        if self._mode == "python":
+            assert self._function is not None and self._reducer is not None
+            reference = self._reducer.function
+            try:
+                value = self._function(list(self._items))
+            except Exception as exc:
+                raise user_error(exc, f"reducer {reference}", None) from exc
+            return checked_json(value, f"reducer {reference}")
+        return list(self._items)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _cannot_add(a: Any, b: Any, path: str) -> ProcessorError:
+    at = f" at {path!r}" if path else ""
+    return ProcessorError(
+        f"reducer 'sum' cannot add {type(a).__name__} and {type(b).__name__}{at}.",
+        "return numbers, lists or dicts of them with the same shape, or use 'concat' or a "
+        "python reducer.",
+    )
+
+
+def _owned(value: Any, path: str) -> Any:
+    """A copy of ``value`` the accumulator may mutate, checked to be summable."""
+    if isinstance(value, dict):
+        return {
+            key: _owned(item, f"{path}.{key}" if path else str(key)) for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return list(value)
+    if value is None or _is_number(value):
+        return value
+    raise _cannot_add(value, value, path)
+
+
+def _sum_into(acc: Any, value: Any, path: str) -> Any:
+    """Add ``value`` into ``acc`` (mutating dicts and lists of ``acc``) and return the sum."""
+    if value is None:
+        return acc
+    if acc is None:
+        return _owned(value, path)
+    if isinstance(acc, dict) and isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            acc[key] = _sum_into(acc[key], item, where) if key in acc else _owned(item, where)
+        return acc
+    if isinstance(acc, list) and isinstance(value, list):
+        acc.extend(value)
+        return acc
+    if _is_number(acc) and _is_number(value):
+        return acc + value
+    raise _cannot_add(acc, value, path)
+
+
+def checked_json(value: Any, what: str) -> Any:
+    """Return ``value`` as the ledger will store it (a JSON round trip), or raise.
+
+    The round trip turns tuples into lists and non-string dict keys into strings now, so
+    a value reduces the same in memory as after it was stored.
+
+    Raises:
+        ProcessorError: ``value`` is not JSON-serialisable (or holds NaN/Infinity); the
+            message names ``what`` produced it (the processor and the file).
+    """
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ProcessorError(
+            f"{what} returned a value that is not JSON-serialisable: {exc}.",
+            "return only dicts, lists, strings, finite numbers, booleans and None "
+            "(convert numpy/pandas scalars with int()/float()).",
+        ) from exc

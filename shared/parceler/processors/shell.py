@@ -1,0 +1,204 @@
+"""Shell processors, s4-style: each file on the command's stdin, its stdout is the output.
+
+``ProcessorSpec(kind="shell", command="cut -d, -f1-5")`` runs ``/bin/sh -c <command>``
+once per file: the spec author owns the command (a shell pipeline is the point), so it
+is run with a shell, never built from data. For each file:
+
+- stdin: the file, streamed (a command that stops reading early, like ``head``, is fine);
+- stdout: streamed to ``<output_prefix>/<index:06d>-<basename>`` and listed in outputs;
+- stderr: the last 2 KB are kept for the error message;
+- cwd: a fresh temporary folder (scratch space, removed afterwards);
+- env: the worker's environment plus ``PARCELER_INPUT_URI``, ``PARCELER_OUTPUT_URI``,
+  ``PARCELER_JOB_ID``, ``PARCELER_GROUP_INDEX``, ``PARCELER_ATTEMPT``,
+  ``PARCELER_FILE_INDEX``;
+- time: ``timeout_seconds`` per file (and never past the group's deadline); on expiry the
+  whole process group is killed (SIGKILL).
+
+A non-zero exit status, a kill or a timeout is a :class:`ProcessorError` with the
+command, the status and the stderr tail (a partial output may remain in the attempt's
+folder; attempts that fail are never committed). Per-file value:
+``{"files": 1, "bytes_in": n, "bytes_out": m}``; ``sum`` merges it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+from typing import IO, BinaryIO, cast
+
+from parceler.errors import ProcessorError
+from parceler.processors.context import (
+    DeadlineExceededError,
+    FileRef,
+    GroupContext,
+    output_name,
+)
+from parceler.processors.loading import user_error
+from parceler.processors.outputs import put_stream
+
+STDERR_TAIL_BYTES = 2048
+_CHUNK = 1 << 20
+_JOIN_SECONDS = 10.0
+
+
+class _StderrTail:
+    """Drains a pipe, keeping only its last ``STDERR_TAIL_BYTES``."""
+
+    def __init__(self, pipe: IO[bytes]) -> None:
+        self._pipe = pipe
+        self.data = bytearray()
+
+    def run(self) -> None:
+        # os.read returns what is there (a buffered read would wait to fill its buffer).
+        while chunk := os.read(self._pipe.fileno(), 65536):
+            self.data += chunk
+            if len(self.data) > STDERR_TAIL_BYTES:
+                del self.data[: len(self.data) - STDERR_TAIL_BYTES]
+
+    def text(self) -> str:
+        return bytes(self.data).decode("utf-8", errors="replace").strip()
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def run_command(
+    command: str, file: FileRef, ctx: GroupContext, timeout_seconds: float
+) -> dict[str, int]:
+    """Run ``command`` on one file; see the module doc.
+
+    Raises:
+        ProcessorError: non-zero exit, killed, or timed out (with the stderr tail).
+        DeadlineExceededError: the group's deadline came first.
+        parceler errors from reading the input or writing the output, unchanged.
+    """
+    uri = ctx.output_uri(output_name(file))
+    left = ctx.time_left()
+    by_deadline = left is not None and left < timeout_seconds
+    limit = max(left, 0.0) if left is not None and by_deadline else timeout_seconds
+    env = {
+        **os.environ,
+        "PARCELER_INPUT_URI": file.uri,
+        "PARCELER_OUTPUT_URI": uri,
+        "PARCELER_JOB_ID": ctx.job_id,
+        "PARCELER_GROUP_INDEX": str(ctx.group_index),
+        "PARCELER_ATTEMPT": str(ctx.attempt),
+        "PARCELER_FILE_INDEX": str(file.index),
+    }
+    with tempfile.TemporaryDirectory(prefix="parceler-shell-") as scratch:
+        process = subprocess.Popen(
+            ["/bin/sh", "-c", command],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=scratch,
+            env=env,
+            start_new_session=True,  # its own process group, so a kill reaches children too
+        )
+        assert process.stdin is not None and process.stdout is not None
+        assert process.stderr is not None
+        timed_out = threading.Event()
+        feed_errors: list[Exception] = []
+        bytes_in = [0]
+
+        def on_timeout() -> None:
+            timed_out.set()
+            _kill_group(process)
+
+        def feed(stdin: IO[bytes]) -> None:
+            try:
+                with file.open() as source:
+                    while chunk := source.read(_CHUNK):
+                        stdin.write(chunk)
+                        bytes_in[0] += len(chunk)
+            except BrokenPipeError:
+                pass  # the command stopped reading; its exit status says if that was fine
+            except Exception as exc:  # noqa: BLE001 - handed to the caller, which raises it
+                feed_errors.append(exc)
+                _kill_group(process)
+            finally:
+                with contextlib.suppress(OSError):
+                    stdin.close()
+
+        tail = _StderrTail(process.stderr)
+        threads = [
+            threading.Thread(target=feed, args=(process.stdin,), daemon=True),
+            threading.Thread(target=tail.run, daemon=True),
+        ]
+        timer = threading.Timer(limit, on_timeout)
+        timer.daemon = True
+        timer.start()
+        for thread in threads:
+            thread.start()
+        try:
+            written = put_stream(uri, cast(BinaryIO, process.stdout))
+        except BaseException:
+            _kill_group(process)
+            raise
+        finally:
+            with contextlib.suppress(OSError):
+                process.stdout.close()
+            returncode = process.wait()
+            timer.cancel()
+            for thread in threads:
+                thread.join(_JOIN_SECONDS)
+            with contextlib.suppress(OSError):
+                process.stderr.close()
+    if feed_errors:
+        error = feed_errors[0]
+        raise user_error(error, "reading the input for the shell command", file.uri) from error
+    _check_status(command, file, returncode, timed_out.is_set(), by_deadline, limit, tail, ctx)
+    ctx.add_output(uri, written.size, None, written.etag)
+    return {"files": 1, "bytes_in": bytes_in[0], "bytes_out": written.size}
+
+
+def _check_status(
+    command: str,
+    file: FileRef,
+    returncode: int,
+    timed_out: bool,
+    by_deadline: bool,
+    limit: float,
+    tail: _StderrTail,
+    ctx: GroupContext,
+) -> None:
+    stderr = tail.text()
+    stderr_note = f"\nstderr (last {STDERR_TAIL_BYTES} bytes):\n{stderr}" if stderr else ""
+    if returncode < 0 and timed_out:
+        if by_deadline:
+            raise DeadlineExceededError(
+                f"shell command {command!r} on {file.uri} was killed at the group's deadline "
+                f"({limit:.3g}s left).{stderr_note}",
+                "route long groups to the container queue or make groups smaller.",
+            )
+        raise ProcessorError(
+            f"shell command {command!r} timed out after {limit:g}s on {file.uri} and was "
+            f"killed.{stderr_note}",
+            "raise processor.timeout_seconds or speed the command up.",
+        )
+    if returncode < 0:
+        name = _signal_name(-returncode)
+        raise ProcessorError(
+            f"shell command {command!r} was killed by {name} on {file.uri}.{stderr_note}",
+            "check the worker's memory (an OOM kill) and the command.",
+        )
+    if returncode != 0:
+        raise ProcessorError(
+            f"shell command {command!r} exited with status {returncode} on {file.uri}."
+            f"{stderr_note}",
+            "run the command locally on that file to reproduce: "
+            f"parceler's input is stdin, output stdout (group {ctx.group_index}).",
+        )
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"

@@ -1,0 +1,186 @@
+"""Python processors: per file, per group, loading errors, user errors, values, outputs."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from parceler.errors import ProcessorError, SpecError
+from parceler.models import DATA_FILE_SCHEMA
+from parceler.processors import (
+    DeadlineExceededError,
+    GroupContext,
+    check_processor,
+    run_group,
+)
+from parceler.spec import ProcessorSpec, ReducerSpec
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+USER_MODULE = """
+import json
+
+def fail_on_b(file):
+    if file.uri.endswith("b.txt"):
+        raise ValueError("bad line 3")
+    return {"n": 1}
+
+def not_json(file):
+    return {"when": object()}
+
+def tuple_keys(file):
+    return {1: (1, 2)}
+
+def returns_none(file):
+    return None
+
+def escape(files, ctx):
+    ctx.add_output("/elsewhere/x", 1)
+
+def group_boom(files, ctx):
+    raise RuntimeError("group broke")
+"""
+
+
+def _files(tmp_path: Path, contents: dict[str, bytes]) -> pa.Table:
+    rows = []
+    for name, body in contents.items():
+        path = tmp_path / "in" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+        rows.append({"uri": str(path), "size": len(body), "n_record": None, "etag": None})
+    return pa.Table.from_pylist(rows, schema=DATA_FILE_SCHEMA)
+
+
+@pytest.fixture
+def user_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "user_procs.py").write_text(USER_MODULE)
+    monkeypatch.syspath_prepend(str(code))
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    monkeypatch.delitem(sys.modules, "user_procs", raising=False)
+    yield
+
+
+def _ctx(tmp_path: Path, deadline: float | None = None) -> GroupContext:
+    return GroupContext("job1", 7, 1, str(tmp_path / "out" / "attempt-1"), deadline)
+
+
+def _python(function: str, per: str = "file") -> ProcessorSpec:
+    return ProcessorSpec(kind="python", function=function, per=per)
+
+
+def test_per_file_processor_with_python_reducer(tmp_path: Path, user_code: None) -> None:
+    files = _files(tmp_path, {"a.txt": b"x\nlonger line\n", "b.txt": b"1\n2\n3"})
+    outcome = run_group(
+        _python("custom_processor:line_stats"),
+        ReducerSpec(kind="python", function="custom_processor:merge_line_stats"),
+        files,
+        _ctx(tmp_path),
+    )
+    assert outcome.value == {"lines": 5, "longest": 11}
+    assert outcome.outputs.num_rows == 0
+    assert outcome.outputs.schema.equals(DATA_FILE_SCHEMA)
+
+
+def test_without_reducer_the_group_value_is_the_list_of_file_values(
+    tmp_path: Path, user_code: None
+) -> None:
+    files = _files(tmp_path, {"a.txt": b"x\n", "b.txt": b"yy\nz\n"})
+    outcome = run_group(_python("custom_processor:line_stats"), None, files, _ctx(tmp_path))
+    assert outcome.value == [{"lines": 1, "longest": 1}, {"lines": 2, "longest": 2}]
+
+
+def test_values_are_normalised_as_json_and_none_is_skipped(tmp_path: Path, user_code: None) -> None:
+    files = _files(tmp_path, {"a.txt": b"x"})
+    outcome = run_group(_python("user_procs:tuple_keys"), None, files, _ctx(tmp_path))
+    assert outcome.value == [{"1": [1, 2]}]
+    outcome = run_group(_python("user_procs:returns_none"), None, files, _ctx(tmp_path))
+    assert outcome.value is None
+
+
+def test_group_processor_writes_and_reports_outputs(tmp_path: Path, user_code: None) -> None:
+    files = _files(tmp_path, {"a.txt": b"ab\n", "b.txt": b"cd\n"})
+    ctx = _ctx(tmp_path)
+    outcome = run_group(_python("custom_processor:shout", per="group"), None, files, ctx)
+    expected_uri = str(tmp_path / "out" / "attempt-1" / "shout.txt")
+    assert outcome.value == [{"files": 2, "output": expected_uri}]
+    assert outcome.outputs.to_pylist() == [
+        {"uri": expected_uri, "size": 6, "n_record": None, "etag": None}
+    ]
+    assert Path(expected_uri).read_bytes() == b"AB\nCD\n"
+    # the caller's context is not mutated: a second run lists its own outputs only
+    again = run_group(_python("custom_processor:shout", per="group"), None, files, ctx)
+    assert again.outputs.num_rows == 1
+
+
+def test_user_exception_names_file_type_message_and_traceback(
+    tmp_path: Path, user_code: None
+) -> None:
+    files = _files(tmp_path, {"a.txt": b"x", "b.txt": b"y"})
+    with pytest.raises(ProcessorError) as caught:
+        run_group(_python("user_procs:fail_on_b"), ReducerSpec(), files, _ctx(tmp_path))
+    message = str(caught.value)
+    assert "user_procs:fail_on_b" in message
+    assert str(tmp_path / "in" / "b.txt") in message
+    assert "ValueError: bad line 3" in message
+    assert "Traceback" in message and "user_procs.py" in message
+    assert isinstance(caught.value.__cause__, ValueError)
+
+
+def test_group_processor_exception_is_a_processor_error(tmp_path: Path, user_code: None) -> None:
+    files = _files(tmp_path, {"a.txt": b"x"})
+    with pytest.raises(ProcessorError, match="RuntimeError: group broke"):
+        run_group(_python("user_procs:group_boom", per="group"), None, files, _ctx(tmp_path))
+
+
+def test_non_json_value_names_the_file(tmp_path: Path, user_code: None) -> None:
+    files = _files(tmp_path, {"a.txt": b"x"})
+    with pytest.raises(ProcessorError, match=r"user_procs:not_json on .*a\.txt.*not JSON"):
+        run_group(_python("user_procs:not_json"), None, files, _ctx(tmp_path))
+
+
+def test_output_outside_the_attempt_folder_is_refused(tmp_path: Path, user_code: None) -> None:
+    files = _files(tmp_path, {"a.txt": b"x"})
+    with pytest.raises(ProcessorError, match="outside this attempt's output folder"):
+        run_group(_python("user_procs:escape", per="group"), None, files, _ctx(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("function", "pattern"),
+    [
+        ("no_such_module_xyz:run", r"module 'no_such_module_xyz' is not installed.*PYTHONPATH"),
+        ("user_procs:nope", r"user_procs:nope: user_procs\.nope does not exist"),
+        ("user_procs:json", r"user_procs:json: user_procs\.json is not callable"),
+    ],
+)
+def test_unloadable_function_is_a_spec_error(
+    tmp_path: Path, user_code: None, function: str, pattern: str
+) -> None:
+    files = _files(tmp_path, {"a.txt": b"x"})
+    with pytest.raises(SpecError, match=pattern):
+        run_group(_python(function), None, files, _ctx(tmp_path))
+    with pytest.raises(SpecError, match=pattern):
+        check_processor(_python(function))
+
+
+def test_module_with_a_missing_dependency_names_the_dependency(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "needs_dep_mod.py").write_text("import not_installed_dep_abc\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(SpecError, match="needs 'not_installed_dep_abc'"):
+        check_processor(_python("needs_dep_mod:run"))
+
+
+def test_deadline_in_the_past_stops_before_the_first_file(tmp_path: Path, user_code: None) -> None:
+    files = _files(tmp_path, {"a.txt": b"x"})
+    ctx = _ctx(tmp_path, deadline=time.monotonic() - 1)
+    with pytest.raises(DeadlineExceededError, match="ran out of time before"):
+        run_group(_python("custom_processor:line_stats"), None, files, ctx)
+    assert ctx.time_left() is not None and ctx.time_left() < 0  # type: ignore[operator]
