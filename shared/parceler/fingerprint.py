@@ -23,9 +23,12 @@ The result reads ``"fp1-sha256:<64 hex digits>"``; the ``fp1`` marker changes if
 ever does, so old and new fingerprints never compare equal by accident.
 
 Cost: a linear check whether the uris are already strictly increasing (listings from S3 are),
-otherwise an Arrow sort (O(n log n)); then one SHA-256 pass over ~(40 + len(uri) +
-len(etag)) bytes per row. For a million files (``bench/results/manifest.md``): ~0.1 s in
-uri order, ~1.8 s shuffled (the Arrow string sort and the re-ordering dominate). Imports no boto3.
+otherwise a sort on 8-byte integer keys with exact tie-breaks (``_canonical_order``, O(n log
+n)) and one re-ordering; then one SHA-256 pass over ~(40 + len(uri) + len(etag)) bytes per
+row. For a million files (``bench/results/manifest.md``, CPU time): ~0.09 s in uri order,
+~0.5 s shuffled, ~1.2 s shuffled with long shared infixes (date-partitioned keys), where the
+fp1-era Arrow string sort took ~1.6 s. The encoding did not change (still ``fp1``): the
+faster sort yields the same order. Imports no boto3.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -40,6 +44,12 @@ VERSION = 1
 PREFIX = f"fp{VERSION}-sha256:"
 _HEADER = f"parceler-fingerprint-v{VERSION}\0".encode()
 _COLUMNS = ("uri", "size", "etag")
+# Rounds of 8-byte refinement for rows whose keys tie, before the exact sort of the rest.
+_REFINE_ROUNDS = 4
+# _BYTE_MASKS[k] keeps the first k bytes of a big-endian uint64.
+_BYTE_MASKS = np.array(
+    [0] + [((1 << (8 * k)) - 1) << (8 * (8 - k)) for k in range(1, 9)], dtype=np.uint64
+)
 
 
 def fingerprint(table: pa.Table) -> str:
@@ -59,7 +69,8 @@ def fingerprint(table: pa.Table) -> str:
     uri, size, etag = _canonical_columns(table)
     order = _canonical_order(uri, size, etag)
     if order is not None:
-        uri, size, etag = uri.take(order), size.take(order), etag.take(order)
+        indices = pa.array(order)
+        uri, size, etag = uri.take(indices), size.take(indices), etag.take(indices)
     digest = hashlib.sha256(_HEADER)
     digest.update(np.uint64(len(uri)).astype("<u8").tobytes())
     _update_strings(digest, uri, nullable=False)
@@ -88,27 +99,130 @@ def _canonical_columns(table: pa.Table) -> tuple[pa.Array, pa.Array, pa.Array]:
     return arrays[0], arrays[1], arrays[2]
 
 
-def _canonical_order(uri: pa.Array, size: pa.Array, etag: pa.Array) -> pa.Array | None:
-    """Indices that sort the rows canonically, or None if they already are in that order."""
+def _canonical_order(uri: pa.Array, size: pa.Array, etag: pa.Array) -> npt.NDArray[np.int64] | None:
+    """Indices that sort the rows canonically, or None if they already are in that order.
+
+    The order is byte order of ``uri``, ties broken by ``size`` then ``etag`` (null first).
+    Rather than an Arrow string sort, rows are sorted on fixed-width integer keys: the 8
+    bytes after the uris' common prefix, read big-endian and zero-padded. Zero padding keeps
+    the key monotone (``a < b`` implies ``key(a) <= key(b)``), so rows with distinct keys are
+    already in their final order; only runs of equal keys are refined, by the next 8 bytes
+    (a segmented numpy sort), for up to :data:`_REFINE_ROUNDS` rounds, and whatever is still
+    tied (duplicate uris, a uri and the same uri plus NUL bytes, long shared infixes) gets
+    an exact Arrow sort of just those rows. Cost: O(n log n) integer sorts plus the Arrow
+    sort of the rows left tied (none for typical listings).
+    """
     n = len(uri)
-    if n < 2:
+    if n < 2 or _strictly_increasing(uri):
         return None
-    if _strictly_increasing(uri):
-        return None
-    order = pc.sort_indices(uri)
-    sorted_uri = uri.take(order)
-    if _strictly_increasing(sorted_uri):
-        return order
-    # Duplicate uris: break ties on the whole row so equal multisets get equal order.
-    rows = pa.table({"uri": uri, "size": size, "etag": etag})
-    return pc.sort_indices(
-        rows,
-        sort_keys=[
-            ("uri", "ascending", "at_start"),
-            ("size", "ascending", "at_start"),
-            ("etag", "ascending", "at_start"),
-        ],
+    data, starts, lengths = _string_layout(uri)
+    depth = _common_prefix_length(uri)
+    keys = _words(data, starts, lengths, depth)
+    order = np.argsort(keys)
+    tied, runs = _tied_runs(keys[order], None)
+    for _ in range(_REFINE_ROUNDS):
+        if not tied.size:
+            break
+        rows = order[tied]
+        depth += 8
+        if depth >= int(lengths[rows].max()):
+            break  # the tied uris are exhausted: only the exact sort can tell them apart
+        words = _words(data, starts[rows], lengths[rows], depth)
+        sub = np.lexsort((words, runs))
+        order[tied] = rows[sub]
+        still, runs = _tied_runs(words[sub], runs[sub])
+        tied = tied[still]
+    if tied.size:
+        rows = order[tied]
+        picked = pa.array(rows)
+        subset = pa.table(
+            {"uri": uri.take(picked), "size": size.take(picked), "etag": etag.take(picked)}
+        )
+        exact = pc.sort_indices(
+            subset,
+            sort_keys=[
+                ("uri", "ascending", "at_start"),
+                ("size", "ascending", "at_start"),
+                ("etag", "ascending", "at_start"),
+            ],
+        ).to_numpy()
+        order[tied] = rows[exact]
+    return order
+
+
+def _tied_runs(
+    keys: npt.NDArray[np.uint64], groups: npt.NDArray[np.int64] | None
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]:
+    """Positions of sorted ``(groups, keys)`` that equal a neighbour, and their run numbers."""
+    same = keys[1:] == keys[:-1]
+    if groups is not None:
+        same &= groups[1:] == groups[:-1]
+    if not same.any():
+        return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.int64)
+    tied = np.zeros(len(keys), dtype=bool)
+    tied[:-1] |= same
+    tied[1:] |= same
+    positions = np.flatnonzero(tied)
+    run_starts = np.ones(len(keys), dtype=np.int64)
+    run_starts[1:] = ~same
+    return positions, np.cumsum(run_starts)[positions]
+
+
+def _string_layout(
+    values: pa.Array,
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """A large_string array as (its data buffer, row starts, row lengths), without copies.
+
+    A buffer shorter than 8 bytes is copied into an 8-byte one so that :func:`_words` always
+    has a whole window to read.
+    """
+    _validity, offsets_buf, data_buf = values.buffers()
+    assert offsets_buf is not None
+    n = len(values)
+    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[values.offset : values.offset + n + 1]
+    data = (
+        np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.empty(0, np.uint8)
     )
+    if len(data) < 8:
+        data = np.concatenate([data, np.zeros(8 - len(data), dtype=np.uint8)])
+    return data, offsets[:-1], np.diff(offsets)
+
+
+def _common_prefix_length(values: pa.Array) -> int:
+    """Bytes every value starts with: the common prefix of the smallest and the largest."""
+    extremes = pc.min_max(values)
+    low = extremes["min"].as_py().encode()
+    high = extremes["max"].as_py().encode()
+    length = 0
+    for a, b in zip(low, high, strict=False):
+        if a != b:
+            break
+        length += 1
+    return length
+
+
+def _words(
+    data: npt.NDArray[np.uint8],
+    starts: npt.NDArray[np.int64],
+    lengths: npt.NDArray[np.int64],
+    depth: int,
+) -> npt.NDArray[np.uint64]:
+    """Bytes ``depth .. depth+7`` of each value as a big-endian uint64, zero past its end."""
+    remaining = lengths - depth
+    np.minimum(remaining, 8, out=remaining)
+    np.maximum(remaining, 0, out=remaining)
+    # Every 8-byte window of the buffer as a big-endian integer. Near the end of the buffer
+    # the last window is read and shifted left: the bytes past the buffer come in as zeros.
+    windows = np.ndarray((len(data) - 7,), dtype=">u8", buffer=data, strides=(1,))
+    wanted = starts + depth
+    at = np.minimum(wanted, len(data) - 8)
+    words = windows[at].astype(np.uint64)
+    overshoot = wanted - at
+    if overshoot.any():
+        np.minimum(overshoot, 7, out=overshoot)  # rows past the end are masked to 0 anyway
+        words <<= (overshoot * 8).astype(np.uint64)
+    words &= _BYTE_MASKS[remaining]
+    return words
 
 
 def _strictly_increasing(values: pa.Array) -> bool:

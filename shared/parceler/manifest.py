@@ -25,7 +25,12 @@ import pyarrow.parquet as pq
 from pydantic import ValidationError
 
 from parceler import storage
-from parceler.errors import ManifestError, ManifestNotFoundError, ObjectNotFoundError
+from parceler.errors import (
+    ConflictError,
+    ManifestError,
+    ManifestNotFoundError,
+    ObjectNotFoundError,
+)
 from parceler.fingerprint import fingerprint
 from parceler.models import DATA_FILE_SCHEMA, SCHEMA_VERSION, ManifestSummary
 
@@ -165,6 +170,7 @@ def write_manifest(
     group_index: int | None = None,
     group_count: int | None = None,
     details: dict[str, Any] | None = None,
+    if_none_match: bool = False,
 ) -> ManifestSummary:
     """Write ``table`` as a manifest: the Parquet data object, then the JSON summary.
 
@@ -174,11 +180,18 @@ def write_manifest(
             unless ``data_uri`` is given.
         data_uri: where the Parquet data goes; default ``summary_uri`` with ``.parquet``.
         parent_fingerprint, group_index, group_count, details: recorded in the summary.
+        if_none_match: commit only if no summary exists at ``summary_uri`` yet (S3
+            ``IfNoneMatch="*"``, a local exclusive create), so a committer never replaces a
+            committed manifest. An existing summary is also checked for before the data is
+            written, so a late committer does not overwrite the data a committed summary
+            verifies against; two committers racing on one ``data_uri`` can still both write
+            the data (the loser's summary write fails), so give each attempt its own URIs.
 
     Returns:
         The summary as written. Row order is kept as given.
 
     Raises:
+        ConflictError: ``if_none_match`` and a summary already exists at ``summary_uri``.
         ManifestError: the table does not conform, or the summary fields are invalid.
         RetryableError, StorageError: from :mod:`parceler.storage`.
     """
@@ -200,11 +213,15 @@ def write_manifest(
         )
     except ValidationError as exc:
         raise ManifestError(f"{where}: invalid summary fields: {exc}") from exc
+    if if_none_match and storage.exists(summary_uri):
+        raise ConflictError(f"{where}: a summary is already committed there.")
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, **_PARQUET_OPTIONS)
     storage.write_bytes(data_uri, sink.getvalue().to_pybytes(), content_type=_PARQUET_CONTENT_TYPE)
     body = summary.model_dump_json(indent=2).encode()
-    storage.write_bytes(summary_uri, body, content_type=_JSON_CONTENT_TYPE)
+    storage.write_bytes(
+        summary_uri, body, content_type=_JSON_CONTENT_TYPE, if_none_match=if_none_match
+    )
     return summary
 
 

@@ -12,6 +12,9 @@ status, never by message text:
 Local paths get the same errors (a missing file is ``ObjectNotFoundError``). Local writes are
 atomic against concurrent readers (a temp file in the same folder, then a rename) but are
 not fsynced: the local mode trades power-loss durability for speed.
+
+Writes: :func:`write_bytes` for a body in memory (optionally create-only), :func:`put_stream`
+and :func:`put_file` for bodies of any size (S3 multipart uploads, one part in memory).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Literal, NoReturn, Protocol, cast
@@ -40,6 +44,7 @@ from parceler.errors import (
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 ACCEPTED_SCHEMES = ("s3", "file")
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
@@ -63,6 +68,10 @@ _RETRYABLE_CODES = frozenset(
     }
 )
 _DELETE_BATCH = 1000  # the DeleteObjects maximum
+# 32 MiB parts: S3 allows 10,000 parts, so one streamed object may reach 320 GiB, while a
+# writer holds one part in memory at a time (a Lambda with 1 GB of memory copes).
+PART_SIZE = 32 * 1024 * 1024
+MIN_PART_SIZE = 5 * 1024 * 1024  # S3's minimum for every part but the last
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,10 +407,13 @@ def write_bytes(
         except (ClientError, BotoCoreError) as exc:
             _raise_mapped(exc, uri, "write")
         return
-    _write_local(Path(parsed.path), data, uri, exclusive=if_none_match)
+    _write_local(Path(parsed.path), uri, lambda handle: handle.write(data), exclusive=if_none_match)
 
 
-def _write_local(path: Path, data: bytes, uri: str, *, exclusive: bool) -> None:
+def _write_local(
+    path: Path, uri: str, fill: Callable[[BinaryIO], object], *, exclusive: bool
+) -> int:
+    """Write via ``fill`` to a temp file beside ``path``, then move it there; return its size."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -410,7 +422,8 @@ def _write_local(path: Path, data: bytes, uri: str, *, exclusive: bool) -> None:
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            fill(handle)
+            size = handle.tell()
         if exclusive:
             try:
                 os.link(tmp, path)  # fails if path exists: an atomic exclusive create
@@ -423,6 +436,134 @@ def _write_local(path: Path, data: bytes, uri: str, *, exclusive: bool) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+    return size
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    """What a streamed write stored: its size in bytes and, on S3, its ETag (no quotes)."""
+
+    size: int
+    etag: str | None
+
+
+def put_stream(
+    uri: str,
+    stream: BinaryIO,
+    *,
+    content_type: str | None = None,
+    part_size: int = PART_SIZE,
+) -> PutResult:
+    """Write everything ``stream`` yields (read to its end) to ``uri``, replacing any object.
+
+    S3: a body shorter than ``part_size`` is one PUT; a longer one is a multipart upload
+    holding one part in memory at a time, aborted if anything fails (no orphan parts are
+    billed). Local: a temp file in the destination folder renamed into place, so readers
+    never see a half-written file. Short reads (pipes) are fine.
+
+    Args:
+        uri: the destination object or file.
+        stream: a binary stream; read, never closed.
+        content_type: the S3 ``Content-Type`` (ignored for local files).
+        part_size: bytes per multipart part, at least :data:`MIN_PART_SIZE`.
+
+    Returns:
+        The size written and, on S3, the object's ETag (a multipart ETag ends in ``-<parts>``).
+
+    Raises:
+        ValueError: ``part_size`` below S3's 5 MiB minimum.
+        UnsupportedUriError: an S3 URI without a key (or ending in ``/``).
+        RetryableError, StorageError: as for :func:`read_bytes`; errors raised by ``stream``
+            itself propagate unchanged.
+    """
+    if part_size < MIN_PART_SIZE:
+        raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes, got {part_size}")
+    parsed = parse_uri(uri)
+    if not parsed.is_s3:
+        size = _write_local(
+            Path(parsed.path),
+            uri,
+            lambda handle: shutil.copyfileobj(stream, handle, 1 << 20),
+            exclusive=False,
+        )
+        return PutResult(size, None)
+    if not parsed.key or parsed.key.endswith("/"):
+        raise UnsupportedUriError(f"Cannot write to {uri!r}: it names no object key.")
+    return _put_s3(uri, parsed.bucket, parsed.key, stream, content_type, part_size)
+
+
+def put_file(
+    uri: str,
+    local_path: str | os.PathLike[str],
+    *,
+    content_type: str | None = None,
+    part_size: int = PART_SIZE,
+) -> PutResult:
+    """Write the local file ``local_path`` to ``uri`` (see :func:`put_stream`).
+
+    Raises:
+        ObjectNotFoundError: ``local_path`` does not exist.
+        StorageError: ``local_path`` cannot be read (a folder, no permission).
+        ValueError, UnsupportedUriError, RetryableError, StorageError: as for
+            :func:`put_stream`.
+    """
+    source = os.fspath(local_path)
+    try:
+        handle = Path(source).open("rb")  # noqa: SIM115 - closed below, errors mapped here
+    except OSError as exc:
+        _raise_local(exc, source, "read")
+    with handle:
+        return put_stream(uri, handle, content_type=content_type, part_size=part_size)
+
+
+def _read_part(stream: BinaryIO, size: int) -> bytes:
+    """Read exactly ``size`` bytes unless the stream ends first (pipes return short reads)."""
+    chunks: list[bytes] = []
+    missing = size
+    while missing > 0:
+        chunk = stream.read(missing)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        missing -= len(chunk)
+    return b"".join(chunks)
+
+
+def _put_s3(
+    uri: str, bucket: str, key: str, stream: BinaryIO, content_type: str | None, part_size: int
+) -> PutResult:
+    s3 = _s3()
+    extra: dict[str, str] = {} if content_type is None else {"ContentType": content_type}
+    first = _read_part(stream, part_size)
+    try:
+        if len(first) < part_size:
+            response = s3.put_object(Bucket=bucket, Key=key, Body=first, **extra)  # type: ignore[arg-type]
+            return PutResult(len(first), response.get("ETag", "").strip('"') or None)
+        upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"]  # type: ignore[arg-type]
+    except (ClientError, BotoCoreError) as exc:
+        _raise_mapped(exc, uri, "write")
+    parts: list[CompletedPartTypeDef] = []
+    total = 0
+    try:
+        chunk = first
+        while chunk:
+            number = len(parts) + 1
+            part = s3.upload_part(
+                Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=chunk
+            )
+            parts.append({"ETag": part["ETag"], "PartNumber": number})
+            total += len(chunk)
+            chunk = _read_part(stream, part_size)
+        done = s3.complete_multipart_upload(
+            Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+        )
+    except BaseException as exc:
+        with contextlib.suppress(ClientError, BotoCoreError):
+            s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        if isinstance(exc, ClientError | BotoCoreError):
+            _raise_mapped(exc, uri, "write")
+        raise
+    return PutResult(total, done.get("ETag", "").strip('"') or None)
 
 
 def delete_prefix(uri: str) -> int:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import boto3
 import pyarrow as pa
 import pytest
+
 from parceler import aws, storage
 from parceler.errors import ConflictError, ManifestError, ManifestNotFoundError, ObjectNotFoundError
 from parceler.manifest import read_manifest, write_manifest
@@ -46,6 +48,19 @@ def test_round_trip_lands_in_the_emulator(moto: str, bucket: str) -> None:
     loaded = read_manifest(uri)
     assert loaded.summary == summary
     assert loaded.table.equals(files(4))
+
+
+def test_if_none_match_on_s3(bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    uri = f"s3://{bucket}/jobs/j1/groups/000001/attempt-1/result.json"
+    first = write_manifest(files(3), uri, if_none_match=True)
+    with pytest.raises(ConflictError):
+        write_manifest(files(2), uri, if_none_match=True)
+    assert read_manifest(uri).summary == first  # data untouched, still verifies
+    # Past the existence check, S3's IfNoneMatch="*" on the summary PUT refuses it.
+    monkeypatch.setattr(storage, "exists", lambda _uri: False)
+    with pytest.raises(ConflictError):
+        write_manifest(files(3), uri, if_none_match=True)
+    assert read_manifest(uri).summary == first
 
 
 def test_missing_and_tampered(bucket: str) -> None:
@@ -107,3 +122,25 @@ def test_delete_prefix_is_a_folder_and_batches(
     left = aws.client("s3").list_objects_v2(Bucket=bucket)["Contents"]
     assert sorted(item["Key"] for item in left) == ["jobs/10/keep", "jobs/1x"]
     assert storage.delete_prefix(f"s3://{bucket}/jobs/1") == 0
+
+
+def test_put_stream_and_put_file_on_s3(bucket: str, tmp_path: Path) -> None:
+    body = bytes(range(256)) * (6 * 4096)  # 6 MiB: two 5 MiB-minimum parts
+    source = tmp_path / "big.bin"
+    source.write_bytes(body)
+    uri = f"s3://{bucket}/out/big.bin"
+    result = storage.put_file(
+        uri, source, content_type="application/octet-stream", part_size=storage.MIN_PART_SIZE
+    )
+    head = aws.client("s3").head_object(Bucket=bucket, Key="out/big.bin")
+    assert result == storage.PutResult(len(body), head["ETag"].strip('"'))
+    assert result.etag is not None and result.etag.endswith("-2")
+    assert head["ContentType"] == "application/octet-stream"
+    assert storage.read_bytes(uri) == body
+    small = storage.put_stream(
+        f"s3://{bucket}/out/s.txt", io.BytesIO(b"hi"), content_type="text/plain"
+    )
+    assert small.size == 2
+    assert (
+        aws.client("s3").head_object(Bucket=bucket, Key="out/s.txt")["ContentType"] == "text/plain"
+    )

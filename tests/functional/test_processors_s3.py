@@ -7,6 +7,7 @@ import io
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from parceler import aws, storage
 from parceler.models import DATA_FILE_SCHEMA
 from parceler.processors import GroupContext, run_group

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import pyarrow as pa
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+
+from parceler import fingerprint as fp_module
 from parceler.fingerprint import PREFIX, fingerprint
 from parceler.models import DATA_FILE_SCHEMA
 
@@ -155,3 +158,70 @@ def test_a_null_etag_slot_carrying_bytes_hashes_like_a_null() -> None:
 def test_bad_tables_are_rejected(columns: dict[str, list[object]], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         fingerprint(pa.table(columns))
+
+
+# -- the documented encoding, as a slow oracle -----------------------------------------------
+
+
+def reference(rows: list[Row]) -> str:
+    """The version-1 encoding from the module docstring, written out row by row."""
+
+    def key(r: Row) -> tuple[bytes, int, bool, bytes]:
+        return (r[0].encode(), r[1], r[2] is not None, (r[2] or "").encode())
+
+    ordered = sorted(rows, key=key)
+    uris_b = [r[0].encode() for r in ordered]
+    etags_b = [(r[2] or "").encode() for r in ordered]
+    le = "little"
+    parts = [b"parceler-fingerprint-v1\0", len(rows).to_bytes(8, le)]
+    parts += [len(u).to_bytes(8, le) for u in uris_b] + uris_b
+    parts += [r[1].to_bytes(8, le, signed=True) for r in ordered]
+    parts += [b"\1" if r[2] is not None else b"\0" for r in ordered]
+    parts += [len(e).to_bytes(8, le) for e in etags_b] + etags_b
+    return "fp1-sha256:" + hashlib.sha256(b"".join(parts)).hexdigest()
+
+
+# Few letters and a shared head make ties on the 8-byte sort keys, NUL suffixes and uris that
+# end inside a key likely: the paths the fast canonical order must get exactly right.
+tricky_uris = st.builds(
+    lambda head, tail: head + tail,
+    st.sampled_from(["", "s3://b/", "s3://b/2024/01/", "s3://b/2024/01/15/host-00"]),
+    st.text(alphabet="ab\x00é/", max_size=20),
+).filter(bool)
+tricky_rows_st = st.lists(st.tuples(tricky_uris, st.integers(0, 3), etags), max_size=40)
+
+
+@pytest.mark.parametrize("rounds", [0, 1, 4])
+@given(rows=tricky_rows_st, random=st.randoms(use_true_random=False))
+def test_matches_the_documented_encoding_in_any_order(
+    rounds: int, rows: list[Row], random: object
+) -> None:
+    shuffled = list(rows)
+    random.shuffle(shuffled)  # type: ignore[attr-defined]
+    with pytest.MonkeyPatch.context() as patch:
+        # 0 rounds: ties go straight to the exact sort; more: the 8-byte refinement runs.
+        patch.setattr(fp_module, "_REFINE_ROUNDS", rounds)
+        assert fingerprint(table(shuffled)) == reference(rows)
+
+
+def test_pinned_values_do_not_drift() -> None:
+    # Summaries already written carry these; a change here breaks their verification.
+    rows: list[Row] = [("s3://b/k", 1, "e"), ("a", 0, None), ("a", 0, ""), ("ab", 5, "x")]
+    rows.append(("a", 2, "z"))
+    assert fingerprint(table(rows)) == (
+        "fp1-sha256:6a28140c0b47c5f57c9d1557c48e911e35093e646ff8dcef30939f52084d34a3"
+    )
+    assert fingerprint(table(rows[:1])) == (
+        "fp1-sha256:b3f01a3271516bd19957844e0803e297080969c6096e70833e83dcdc457e70d1"
+    )
+
+
+def test_large_shuffled_table_matches_the_oracle() -> None:
+    # Long shared heads, many runs tied after the first keys, a short data buffer tail.
+    rows: list[Row] = [
+        (f"s3://logs/app/2024/{d % 12:02d}/{d % 28:02d}/host-{d % 7:04d}/f-{d:06d}.gz", d, None)
+        for d in range(3000)
+    ]
+    rows += [("s3://logs/app/2024/01/01/host-0001/f-000001.gz\0", 1, "e"), ("s3://logs/", 0, "")]
+    shuffled = rows[1::2] + rows[::2]
+    assert fingerprint(table(shuffled)) == reference(rows)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO, cast
 
 import boto3
 import pytest
 from botocore.stub import Stubber
+
 from parceler import storage
 from parceler.errors import (
     ConflictError,
@@ -210,3 +213,84 @@ def test_s3_conditional_write_conflict(stubbed: Stubber) -> None:
 def test_s3_write_needs_a_key() -> None:
     with pytest.raises(UnsupportedUriError):
         storage.write_bytes("s3://bkt/folder/", b"x")
+
+
+# -- streamed writes -------------------------------------------------------------------------
+
+
+class Trickle(io.RawIOBase):
+    """A pipe-like stream: short reads, then optionally a failure."""
+
+    def __init__(self, body: bytes, *, fail_after: int | None = None) -> None:
+        super().__init__()
+        self._body = body
+        self._at = 0
+        self._fail_after = fail_after
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        if self._fail_after is not None and self._at >= self._fail_after:
+            raise OSError(5, "pipe broke")
+        chunk = self._body[self._at : self._at + 3]
+        memoryview(buffer)[: len(chunk)] = chunk
+        self._at += len(chunk)
+        return len(chunk)
+
+
+def test_local_put_stream_writes_everything_atomically(tmp_path: Path) -> None:
+    uri = str(tmp_path / "out" / "x.bin")
+    result = storage.put_stream(uri, cast(BinaryIO, Trickle(b"0123456789")))
+    assert result == storage.PutResult(10, None)
+    assert storage.read_bytes(uri) == b"0123456789"
+    with pytest.raises(StorageError):
+        storage.put_stream(uri, cast(BinaryIO, Trickle(b"new body", fail_after=3)))
+    assert storage.read_bytes(uri) == b"0123456789"  # the old file stays whole
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["x.bin"]  # no temp left
+
+
+def test_local_put_file(tmp_path: Path) -> None:
+    source = tmp_path / "src.txt"
+    source.write_bytes(b"payload")
+    assert storage.put_file(str(tmp_path / "d" / "copy.txt"), source).size == 7
+    assert (tmp_path / "d" / "copy.txt").read_bytes() == b"payload"
+    with pytest.raises(ObjectNotFoundError, match="absent"):
+        storage.put_file(str(tmp_path / "copy2.txt"), tmp_path / "absent")
+
+
+def test_put_stream_rejects_parts_smaller_than_s3_allows(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="part_size"):
+        storage.put_stream(str(tmp_path / "x"), io.BytesIO(b"x"), part_size=1024)
+
+
+def test_s3_put_stream_short_body_is_one_put(stubbed: Stubber) -> None:
+    stubbed.add_response(
+        "put_object",
+        {"ETag": '"abc"'},
+        expected_params={"Bucket": "bkt", "Key": "k", "Body": b"small", "ContentType": "text/csv"},
+    )
+    result = storage.put_stream("s3://bkt/k", io.BytesIO(b"small"), content_type="text/csv")
+    assert result == storage.PutResult(5, "abc")
+
+
+def test_s3_put_stream_multipart_and_abort_on_failure(
+    stubbed: Stubber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage, "MIN_PART_SIZE", 4)
+    ids = {"Bucket": "bkt", "Key": "k", "UploadId": "u1"}
+    stubbed.add_response(
+        "create_multipart_upload",
+        {"UploadId": "u1"},
+        {"Bucket": "bkt", "Key": "k", "ContentType": "application/x-ndjson"},
+    )
+    stubbed.add_response("upload_part", {"ETag": '"p1"'}, {**ids, "PartNumber": 1, "Body": b"abcd"})
+    stubbed.add_client_error("upload_part", service_error_code="SlowDown", http_status_code=503)
+    stubbed.add_response("abort_multipart_upload", {}, ids)
+    with pytest.raises(RetryableError):
+        storage.put_stream(
+            "s3://bkt/k",
+            io.BytesIO(b"abcdefgh"),
+            content_type="application/x-ndjson",
+            part_size=4,
+        )
