@@ -1,0 +1,93 @@
+"""The job state machine, from the one ASL definition in ``shared/parceler/asl/job.asl.json``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from infra.nag import acknowledge, arn_finding
+
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+
+
+def definition_placeholders(definition_file: Path) -> frozenset[str]:
+    """The ``${Name}`` placeholders a definition file uses."""
+    return frozenset(_PLACEHOLDER.findall(definition_file.read_text(encoding="utf-8")))
+
+
+class JobStateMachine(Construct):
+    """A STANDARD state machine: plan → wait on the ledger → aggregate (INTERNALS.md).
+
+    The definition is loaded as written (the same file the local mode runs) and CDK
+    substitutes ``${PlannerFunctionArn}``, ``${AggregatorFunctionArn}`` and
+    ``${LedgerTableName}``. Because CDK cannot see the tasks inside a file definition, the
+    rights are granted here explicitly: invoke on the two functions, GetItem/UpdateItem
+    on the ledger. Execution history is logged (ALL, with data) and traced with X-Ray.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        definition_file: Path,
+        planner: lambda_.IFunction,
+        aggregator: lambda_.IFunction,
+        ledger: dynamodb.ITable,
+        log_retention: logs.RetentionDays,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        if not definition_file.is_file():
+            raise FileNotFoundError(
+                f"{definition_file} is missing: the job state machine definition (ASL JSON)."
+            )
+        substitutions = {
+            "PlannerFunctionArn": planner.function_arn,
+            "AggregatorFunctionArn": aggregator.function_arn,
+            "LedgerTableName": ledger.table_name,
+        }
+        unknown = definition_placeholders(definition_file) - substitutions.keys()
+        if unknown:
+            raise ValueError(
+                f"{definition_file} uses placeholders the stack does not fill: {sorted(unknown)}"
+            )
+        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention)
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_file(str(definition_file)),
+            definition_substitutions=substitutions,
+            logs=sfn.LogOptions(
+                destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True
+            ),
+            tracing_enabled=True,
+        )
+        planner.grant_invoke(self.state_machine)
+        aggregator.grant_invoke(self.state_machine)
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                resources=[ledger.table_arn],
+            )
+        )
+        acknowledge(
+            self.state_machine,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray tracing and CloudWatch Logs delivery (logs:CreateLogDelivery and friends) "
+            "support no resource-level permissions.",
+        )
+        for fn, name in ((planner, "Planner"), (aggregator, "Aggregator")):
+            acknowledge(
+                self.state_machine,
+                f"AwsSolutions-IAM5[Resource::{arn_finding(self, fn.function_arn)}:*]",
+                f"grant_invoke on the {name} function includes its versions and aliases "
+                "(ARN:*); the state machine invokes nothing else.",
+            )

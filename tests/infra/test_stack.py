@@ -1,0 +1,642 @@
+"""Properties of the synthesized parceler stack (CDK assertions, cdk-nag, cfn-lint)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import App
+from aws_cdk.assertions import Capture, Match, Template
+
+from tests.infra.conftest import REPO_ROOT, TEST_CONTEXT, TEST_INPUT_BUCKET, Synth
+
+pytestmark = pytest.mark.infra
+
+WORKER_TIMEOUT = TEST_CONTEXT["parceler:workerTimeoutSeconds"]
+SECURE_TRANSPORT_DENY = Match.object_like(
+    {
+        "Effect": "Deny",
+        "Action": Match.any_value(),
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def template(synth: Synth) -> Template:
+    return Template.from_json(synth.template)
+
+
+def _function_by_role(synth: Synth, role: str) -> tuple[str, dict[str, Any]]:
+    """The Lambda function whose POWERTOOLS_SERVICE_NAME is ``parceler-<role>``."""
+    for logical_id, resource in synth.resources("AWS::Lambda::Function").items():
+        env = resource["Properties"].get("Environment", {}).get("Variables", {})
+        if env.get("POWERTOOLS_SERVICE_NAME") == f"parceler-{role}":
+            return logical_id, resource["Properties"]
+    raise AssertionError(f"no function for role {role!r} in the template")
+
+
+def _getatt_id(value: Any) -> str:
+    """The logical id of ``{"Fn::GetAtt": [id, ...]}`` or ``{"Ref": id}``."""
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        return str(value["Fn::GetAtt"][0])
+    if isinstance(value, dict) and "Ref" in value:
+        return str(value["Ref"])
+    raise AssertionError(f"not a reference: {value!r}")
+
+
+def _statements(synth: Synth) -> list[tuple[str, dict[str, Any]]]:
+    found: list[tuple[str, dict[str, Any]]] = []
+    for logical_id, resource in synth.template["Resources"].items():
+        props = resource.get("Properties", {})
+        documents = []
+        if resource["Type"] == "AWS::IAM::Policy":
+            documents.append(props["PolicyDocument"])
+        if resource["Type"] == "AWS::IAM::Role":
+            documents += [p["PolicyDocument"] for p in props.get("Policies", [])]
+        for document in documents:
+            found += [(logical_id, s) for s in document["Statement"]]
+    return found
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+# --- queues ---------------------------------------------------------------------------
+
+
+def test_work_queues_redrive_to_dlqs_kept_14_days(synth: Synth, template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::SQS::Queue",
+        {"RedrivePolicy": {"maxReceiveCount": TEST_CONTEXT["parceler:maxReceiveCount"]}},
+    )
+    queues = synth.resources("AWS::SQS::Queue")
+    redriven = {k: q for k, q in queues.items() if "RedrivePolicy" in q["Properties"]}
+    assert len(redriven) == 2, "the Lambda queue and the container queue each have a DLQ"
+    for queue in redriven.values():
+        policy = queue["Properties"]["RedrivePolicy"]
+        assert policy["maxReceiveCount"] == TEST_CONTEXT["parceler:maxReceiveCount"]
+        dlq = queues[_getatt_id(policy["deadLetterTargetArn"])]["Properties"]
+        assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+
+def test_every_queue_is_encrypted_and_tls_only(synth: Synth) -> None:
+    queues = synth.resources("AWS::SQS::Queue")
+    for logical_id, queue in queues.items():
+        props = queue["Properties"]
+        assert props.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in props, logical_id
+    tls_only: set[str] = set()
+    for policy in synth.resources("AWS::SQS::QueuePolicy").values():
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        if any(
+            s["Effect"] == "Deny"
+            and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in statements
+        ):
+            tls_only |= {_getatt_id(q) for q in policy["Properties"]["Queues"]}
+    assert tls_only == set(queues), f"queues without a TLS-only policy: {set(queues) - tls_only}"
+
+
+def test_lambda_queue_visibility_is_at_least_six_worker_timeouts(synth: Synth) -> None:
+    worker_id, worker = _function_by_role(synth, "worker")
+    assert worker["Timeout"] == WORKER_TIMEOUT
+    mappings = [
+        m["Properties"]
+        for m in synth.resources("AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": worker_id}
+    ]
+    assert len(mappings) == 1
+    queue = synth.resources("AWS::SQS::Queue")[_getatt_id(mappings[0]["EventSourceArn"])]
+    assert queue["Properties"]["VisibilityTimeout"] >= 6 * worker["Timeout"]
+
+
+def test_container_queue_visibility_outlasts_any_lambda_group(synth: Synth) -> None:
+    (task,) = synth.resources("AWS::ECS::TaskDefinition").values()
+    (container,) = task["Properties"]["ContainerDefinitions"]
+    env = {item["Name"]: item["Value"] for item in container["Environment"]}
+    queue = synth.resources("AWS::SQS::Queue")[_getatt_id(env["PARCELER_CONTAINER_QUEUE_URL"])]
+    # Longer than Lambda's 15-minute cap; the runner's heartbeat extends it further.
+    assert queue["Properties"]["VisibilityTimeout"] >= 3600
+    assert "RedrivePolicy" in queue["Properties"]
+
+
+# --- event sources ----------------------------------------------------------------------
+
+
+def test_worker_event_source_reports_partial_failures_with_bounded_concurrency(
+    synth: Synth, template: Template
+) -> None:
+    worker_id, _ = _function_by_role(synth, "worker")
+    template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "FunctionName": {"Ref": worker_id},
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "ScalingConfig": {"MaximumConcurrency": TEST_CONTEXT["parceler:workerMaxConcurrency"]},
+            "BatchSize": Match.any_value(),
+        },
+    )
+    batch = Capture()
+    template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping", {"FunctionName": {"Ref": worker_id}, "BatchSize": batch}
+    )
+    assert 1 <= batch.as_number() <= 5
+
+
+def test_dead_letter_function_consumes_both_dlqs_with_partial_failures(synth: Synth) -> None:
+    dead_letter_id, _ = _function_by_role(synth, "dead_letter")
+    queues = synth.resources("AWS::SQS::Queue")
+    dlq_ids = {
+        _getatt_id(q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"])
+        for q in queues.values()
+        if "RedrivePolicy" in q["Properties"]
+    }
+    sources = {
+        _getatt_id(m["Properties"]["EventSourceArn"]): m["Properties"]
+        for m in synth.resources("AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": dead_letter_id}
+    }
+    assert set(sources) == dlq_ids
+    for mapping in sources.values():
+        assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    _, dead_letter = _function_by_role(synth, "dead_letter")
+    for dlq_id in dlq_ids:
+        visibility = queues[dlq_id]["Properties"]["VisibilityTimeout"]
+        assert visibility >= 6 * dead_letter["Timeout"], dlq_id
+
+
+# --- storage --------------------------------------------------------------------------
+
+
+def test_ledger_table_keys_billing_pitr_ttl_encryption(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "KeySchema": [
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            "AttributeDefinitions": Match.array_with(
+                [
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ]
+            ),
+            "BillingMode": "PAY_PER_REQUEST",
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+            "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
+            "SSESpecification": {"SSEEnabled": True},
+        },
+    )
+
+
+def _work_bucket(synth: Synth) -> tuple[str, dict[str, Any]]:
+    buckets = {
+        k: b["Properties"]
+        for k, b in synth.resources("AWS::S3::Bucket").items()
+        if "LoggingConfiguration" in b["Properties"]
+    }
+    assert len(buckets) == 1, "exactly one bucket (the work bucket) logs its access"
+    return next(iter(buckets.items()))
+
+
+def test_work_bucket_is_private_encrypted_logged_and_expires_scratch(synth: Synth) -> None:
+    logical_id, bucket = _work_bucket(synth)
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    sse = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert sse[0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in {"AES256", "aws:kms"}
+    log_bucket = _getatt_id(bucket["LoggingConfiguration"]["DestinationBucketName"])
+    assert log_bucket in synth.resources("AWS::S3::Bucket") and log_bucket != logical_id
+    rules = bucket["LifecycleConfiguration"]["Rules"]
+    scratch = [r for r in rules if r.get("Prefix") == "jobs/"]
+    assert [r["ExpirationInDays"] for r in scratch] == [
+        TEST_CONTEXT["parceler:scratchExpirationDays"]
+    ]
+    aborts = [r for r in rules if "AbortIncompleteMultipartUpload" in r]
+    assert [r["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] for r in aborts] == [1]
+    assert "Prefix" not in aborts[0], "multipart uploads are aborted bucket-wide"
+
+
+def test_every_bucket_denies_plain_http(synth: Synth, template: Template) -> None:
+    tls_only = set()
+    for policy in synth.resources("AWS::S3::BucketPolicy").values():
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        if any(
+            s["Effect"] == "Deny"
+            and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in statements
+        ):
+            tls_only.add(_getatt_id(policy["Properties"]["Bucket"]))
+    assert tls_only == set(synth.resources("AWS::S3::Bucket"))
+    work_bucket_id, _ = _work_bucket(synth)
+    template.has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {
+            "Bucket": {"Ref": work_bucket_id},
+            "PolicyDocument": {"Statement": Match.array_with([SECURE_TRANSPORT_DENY])},
+        },
+    )
+
+
+def test_work_bucket_sends_events_to_eventbridge(synth: Synth, template: Template) -> None:
+    work_bucket_id, _ = _work_bucket(synth)
+    template.has_resource_properties(
+        "Custom::S3BucketNotifications",
+        {
+            "BucketName": {"Ref": work_bucket_id},
+            "NotificationConfiguration": {"EventBridgeConfiguration": {}},
+        },
+    )
+
+
+# --- trigger ----------------------------------------------------------------------------
+
+
+def test_trigger_rule_matches_object_created_under_prefix_and_suffix(
+    synth: Synth, template: Template
+) -> None:
+    work_bucket_id, _ = _work_bucket(synth)
+    starter_id, _ = _function_by_role(synth, "starter")
+    template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventPattern": {
+                "source": ["aws.s3"],
+                "detail-type": ["Object Created"],
+                "detail": {
+                    "bucket": {"name": [{"Ref": work_bucket_id}, TEST_INPUT_BUCKET]},
+                    "object": {"key": [{"wildcard": "incoming/*_SUCCESS"}]},
+                },
+            },
+            "Targets": [
+                Match.object_like(
+                    {
+                        "Arn": {"Fn::GetAtt": [starter_id, "Arn"]},
+                        "DeadLetterConfig": Match.any_value(),
+                    }
+                )
+            ],
+        },
+    )
+
+
+def test_key_wildcard_escapes_literal_stars() -> None:
+    from infra.triggers import key_wildcard
+
+    assert key_wildcard("jobs/", ".job.json") == "jobs/*.job.json"
+    assert key_wildcard("a*b/", "_SUCCESS") == "a\\*b/*_SUCCESS"
+
+
+# --- functions ------------------------------------------------------------------------
+
+
+def _settings_models() -> dict[str, type[Any]]:
+    settings = pytest.importorskip("parceler.settings")
+    models = {
+        "planner": settings.PlannerSettings,
+        "worker": settings.WorkerSettings,
+        "aggregator": settings.AggregatorSettings,
+        "dead_letter": settings.DeadLetterSettings,
+    }
+    starter = getattr(settings, "StarterSettings", None)
+    if starter is not None:
+        models["starter"] = starter
+    return models
+
+
+@pytest.mark.parametrize("role", ["planner", "worker", "aggregator", "dead_letter", "starter"])
+def test_function_environment_is_exactly_its_settings_model(synth: Synth, role: str) -> None:
+    models = _settings_models()
+    if role not in models:
+        pytest.skip(f"parceler.settings has no settings model for {role!r} yet")
+    _, function = _function_by_role(synth, role)
+    env = function["Environment"]["Variables"]
+    names = {name for name in env if not name.startswith("POWERTOOLS_")}
+    assert names == set(models[role].env_names())
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Parceler"
+
+
+@pytest.mark.parametrize("role", ["planner", "worker", "aggregator", "dead_letter", "starter"])
+def test_functions_are_python312_traced_with_the_layer(synth: Synth, role: str) -> None:
+    _, function = _function_by_role(synth, role)
+    assert function["Runtime"] == "python3.12"
+    assert function["Handler"] == "handler.handler"
+    assert function["TracingConfig"] == {"Mode": "Active"}
+    layers = synth.resources("AWS::Lambda::LayerVersion")
+    layer_ids = {_getatt_id(layer) for layer in function["Layers"]}
+    assert layer_ids & set(layers), "every function carries the parceler layer"
+    for layer_id in layer_ids:
+        assert (
+            layers[layer_id]["Properties"]["CompatibleArchitectures"] == function["Architectures"]
+        )
+
+
+# --- container workers ------------------------------------------------------------------
+
+
+def test_container_worker_env_stop_timeout_and_scale_to_zero(synth: Synth) -> None:
+    settings = pytest.importorskip("parceler.settings")
+    (task,) = synth.resources("AWS::ECS::TaskDefinition").values()
+    (container,) = task["Properties"]["ContainerDefinitions"]
+    env = {item["Name"] for item in container["Environment"]}
+    assert env == set(settings.WorkerSettings.env_names()) | {"PARCELER_CONTAINER_QUEUE_URL"}
+    assert container["StopTimeout"] == 120
+    assert task["Properties"]["RuntimePlatform"]["CpuArchitecture"] == "X86_64"
+
+    (target,) = synth.resources("AWS::ApplicationAutoScaling::ScalableTarget").values()
+    assert target["Properties"]["MinCapacity"] == 0
+    assert target["Properties"]["MaxCapacity"] == TEST_CONTEXT["parceler:containerMaxTasks"]
+    policies = [
+        p["Properties"]["StepScalingPolicyConfiguration"]
+        for p in synth.resources("AWS::ApplicationAutoScaling::ScalingPolicy").values()
+    ]
+    adjustments = [s["ScalingAdjustment"] for p in policies for s in p["StepAdjustments"]]
+    assert {p["AdjustmentType"] for p in policies} == {"ExactCapacity"}
+    assert min(adjustments) == 0, "an empty backlog scales to zero tasks"
+    assert max(adjustments) == TEST_CONTEXT["parceler:containerMaxTasks"]
+
+
+def test_backlog_steps_never_undershoot_the_backlog() -> None:
+    from infra.container_workers import backlog_steps
+
+    steps = backlog_steps(6)
+    # Interval [lower, next lower) maps to change; the backlog at the interval's top must fit.
+    lowers = [s.lower for s in steps[1:]]
+    for step, upper in zip(steps[1:], [*lowers[1:], None], strict=True):
+        top = (upper - 1) if upper is not None else 10**6
+        assert step.change >= min(top, 6), (step.lower, step.change)
+    assert steps[0].upper == 0 and steps[0].change == 0
+    assert steps[-1].change == 6
+
+
+def test_container_service_has_no_inbound_access(synth: Synth) -> None:
+    for group in synth.resources("AWS::EC2::SecurityGroup").values():
+        assert not group["Properties"].get("SecurityGroupIngress")
+    assert not synth.resources("AWS::EC2::NatGateway"), "no NAT gateway (cost)"
+
+
+# --- least privilege ---------------------------------------------------------------------
+
+
+def test_no_wildcard_service_actions(synth: Synth) -> None:
+    for logical_id, statement in _statements(synth):
+        for action in _as_list(statement.get("Action", [])):
+            assert action != "*" and not action.endswith(":*"), (logical_id, action)
+
+
+#: The only actions allowed on Resource "*": AWS offers no resource-level permission.
+_RESOURCE_STAR_ACTIONS = {
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+    "ecr:GetAuthorizationToken",
+}
+
+
+def test_resource_star_only_for_actions_without_resource_scoping(synth: Synth) -> None:
+    for logical_id, statement in _statements(synth):
+        if "*" in _as_list(statement.get("Resource", [])):
+            actions = set(_as_list(statement["Action"]))
+            assert actions <= _RESOURCE_STAR_ACTIONS, (logical_id, actions)
+
+
+def test_input_bucket_grants_are_read_only(synth: Synth) -> None:
+    found = 0
+    for logical_id, statement in _statements(synth):
+        if TEST_INPUT_BUCKET not in json.dumps(statement.get("Resource")):
+            continue
+        found += 1
+        for action in _as_list(statement["Action"]):
+            verb = action.split(":", 1)[1]
+            assert verb.startswith(("Get", "List")), (logical_id, action)
+    assert found, "the input bucket is granted to someone"
+
+
+# --- state machine -------------------------------------------------------------------
+
+
+def test_state_machine_from_the_asl_file_logged_traced_and_granted(
+    synth: Synth, template: Template
+) -> None:
+    if synth.definition_is_placeholder:
+        pytest.skip("shared/parceler/asl/job.asl.json does not exist yet (placeholder used)")
+    from infra.job_state_machine import definition_placeholders
+
+    planner_id, _ = _function_by_role(synth, "planner")
+    aggregator_id, _ = _function_by_role(synth, "aggregator")
+    (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
+    props = machine["Properties"]
+    assert set(props["DefinitionSubstitutions"]) >= definition_placeholders(synth.definition_file)
+    assert props["LoggingConfiguration"]["Level"] in {"ALL", "ERROR"}
+    assert props["TracingConfiguration"] == {"Enabled": True}
+    role_id = _getatt_id(props["RoleArn"])
+    statements = [
+        s
+        for _, p in synth.resources("AWS::IAM::Policy").items()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    invoked = {
+        _getatt_id(r)
+        for s in statements
+        if "lambda:InvokeFunction" in _as_list(s["Action"])
+        for r in _as_list(s["Resource"])
+        if isinstance(r, dict) and "Fn::GetAtt" in r
+    }
+    assert invoked == {planner_id, aggregator_id}
+    ledger_actions = {
+        a for s in statements for a in _as_list(s["Action"]) if a.startswith("dynamodb:")
+    }
+    assert ledger_actions == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+
+
+# --- monitoring -------------------------------------------------------------------------
+
+
+def test_alarms_on_every_dlq_and_oldest_message(synth: Synth) -> None:
+    alarms = [a["Properties"] for a in synth.resources("AWS::CloudWatch::Alarm").values()]
+    queues = synth.resources("AWS::SQS::Queue")
+    work = {k for k, q in queues.items() if "RedrivePolicy" in q["Properties"]}
+
+    def alarmed(metric: str) -> set[str]:
+        return {
+            _getatt_id(dim["Value"])
+            for a in alarms
+            if a.get("MetricName") == metric
+            for dim in a.get("Dimensions", [])
+        }
+
+    not_empty = {
+        _getatt_id(dim["Value"])
+        for a in alarms
+        if a.get("MetricName") == "ApproximateNumberOfMessagesVisible" and a["Threshold"] == 1
+        for dim in a.get("Dimensions", [])
+    }
+    assert not_empty == set(queues) - work, "every DLQ (and only DLQs) alarms when not empty"
+    assert alarmed("ApproximateAgeOfOldestMessage") == work
+    assert synth.resources("AWS::CloudWatch::Dashboard")
+
+
+# --- whole-template checks --------------------------------------------------------------
+
+
+def test_cdk_nag_is_registered_on_the_app(synth: Synth) -> None:
+    # The session synth succeeded with it registered: nothing is left unacknowledged.
+    assert synth.validation_plugins == ("AwsSolutions",)
+    report = json.loads((synth.outdir / "validation-report.json").read_text(encoding="utf-8"))
+    assert report["pluginReports"] == []
+
+
+def test_cdk_nag_fails_synth_on_an_unacknowledged_finding(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    from aws_cdk import Stack
+    from aws_cdk import aws_sqs as sqs
+
+    from infra.app import register_checks
+
+    app = App(outdir=str(tmp_path_factory.mktemp("nag-negative")))
+    sqs.Queue(Stack(app, "Plain"), "NoDlqNoTls")
+    register_checks(app)
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        app.synth()
+
+
+def test_cfn_lint_passes(synth: Synth) -> None:
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    if not cfn_lint.exists():
+        pytest.skip(f"{cfn_lint} is not installed (pip install cfn-lint)")
+    result = subprocess.run(
+        [str(cfn_lint), "--ignore-checks", "W3005", "--", str(synth.template_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_stack_is_environment_agnostic(synth: Synth) -> None:
+    text = json.dumps(synth.template)
+    assert "123456789012" not in text
+    manifest = json.loads((synth.outdir / "manifest.json").read_text(encoding="utf-8"))
+    stack = manifest["artifacts"]["Parceler"]
+    assert stack["environment"] == "aws://unknown-account/unknown-region"
+
+
+# --- layer staging (no synth) -----------------------------------------------------------
+
+
+def test_layer_requirements_leave_out_what_lambda_does_not_import() -> None:
+    from infra.layer import runtime_requirements
+
+    names = {
+        r.split(">")[0].split("=")[0].split("[")[0].strip().lower()
+        for r in runtime_requirements(REPO_ROOT / "pyproject.toml")
+    }
+    assert {"pydantic", "pyarrow", "aws-lambda-powertools"} <= names
+    assert not names & {"boto3", "moto", "typer", "rich", "aws-cdk-lib"}
+
+
+def test_prune_removes_flight_and_tests_but_keeps_what_is_imported(tmp_path: Path) -> None:
+    from infra.layer import prune
+
+    keep = [
+        "pyarrow/lib.cpython-312-x86_64-linux-gnu.so",
+        "pyarrow/parquet/core.py",
+        "pyarrow/libarrow_s3.so.2600",
+        "numpy/_core/multiarray.py",
+        "pydantic/main.py",
+    ]
+    drop = [
+        "pyarrow/libarrow_flight.so.2600",
+        "pyarrow/_flight.cpython-312-x86_64-linux-gnu.so",
+        "pyarrow/include/arrow/api.h",
+        "pyarrow/tests/test_io.py",
+        "numpy/_core/tests/test_umath.py",
+        "bin/f2py",
+        "pydantic/__pycache__/main.pyc",
+    ]
+    for name in keep + drop:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    prune(tmp_path)
+    assert [n for n in keep if not (tmp_path / n).exists()] == []
+    assert [n for n in drop if (tmp_path / n).exists()] == []
+
+
+def test_entry_point_defaults_to_cdk_out_and_reads_cdk_json(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import infra.app
+
+    captured: dict[str, Any] = {}
+
+    def fake_build_app(**kwargs: Any) -> tuple[Any, None]:
+        captured.update(kwargs)
+
+        class _App:
+            def synth(self) -> None:
+                captured["synthesized"] = True
+
+        return _App(), None
+
+    monkeypatch.delenv("CDK_OUTDIR", raising=False)
+    monkeypatch.setattr(infra.app, "build_app", fake_build_app)
+    # The default is read when main() builds its parser, after the env var is gone.
+    infra.app.main(["-c", "parceler:bundle=false"])
+    assert captured == {
+        "context": {"parceler:bundle": "false"},
+        "outdir": "cdk.out",
+        "synthesized": True,
+    }
+    cdk_json = json.loads((REPO_ROOT / "cdk.json").read_text(encoding="utf-8"))
+    assert cdk_json["app"] == "python -m infra.app"
+    assert infra.app.cdk_json_context()["parceler:bundle"] is True
+
+
+# --- settings ---------------------------------------------------------------------------
+
+
+def test_settings_decode_command_line_strings_and_reject_unknown_keys() -> None:
+    from infra.settings import ParcelerSettings
+
+    app = App(
+        context={
+            "parceler:workerMaxConcurrency": "7",
+            "parceler:bundle": "false",
+            "parceler:triggerPrefix": "2024/",
+            "parceler:inputBuckets": "raw-a, raw-b",
+        }
+    )
+    settings = ParcelerSettings.from_context(app.node)
+    assert settings.worker_max_concurrency == 7
+    assert settings.bundle is False
+    assert settings.trigger_prefix == "2024/"
+    assert settings.input_buckets == ("raw-a", "raw-b")
+    assert settings.max_receive_count == 3 and settings.scratch_expiration_days == 30
+
+    with pytest.raises(ValueError, match="parceler:workerMaxConcurency"):
+        ParcelerSettings.from_context(App(context={"parceler:workerMaxConcurency": 5}).node)
+    with pytest.raises(ValueError, match="invalid parceler context"):
+        ParcelerSettings.from_context(App(context={"parceler:containerCpu": 300}).node)
+    with pytest.raises(ValueError, match="parceler's own files"):
+        ParcelerSettings.from_context(App(context={"parceler:triggerSuffix": ".json"}).node)
