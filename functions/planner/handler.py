@@ -1,0 +1,26 @@
+"""Planner Lambda: {job_id, spec} → plan the job → {job_id, n_groups, batches, poll_seconds}."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from parceler.errors import SpecError
+from parceler.jobs import plan_job
+from parceler.settings import PlannerSettings
+from parceler.spec import parse_spec
+
+
+@functools.cache
+def settings() -> PlannerSettings:
+    """Parsed once per execution environment, on first use."""
+    return PlannerSettings.from_env()
+
+
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if not isinstance(event, dict) or "job_id" not in event or "spec" not in event:
+        raise SpecError("the planner needs an event {'job_id': ..., 'spec': {...}}.")
+    spec = parse_spec(event["spec"])
+    return plan_job(spec, str(spec.job_id or event["job_id"]), settings()).to_json()

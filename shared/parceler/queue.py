@@ -1,0 +1,346 @@
+"""SQS for parceler: the group message, batched sends with retries, receive, heartbeat, release.
+
+Every call goes through :func:`parceler.aws.client`. Errors are mapped by error code, never
+message text: throttling and server errors become :class:`RetryableError`; anything else
+a :class:`QueueError` (permanent).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, NoReturn
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import Field, ValidationError
+
+from parceler import aws
+from parceler.errors import PermanentError, RetryableError
+from parceler.models import Frozen
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
+
+log = logging.getLogger(__name__)
+
+SEND_BATCH = 10  # the SendMessageBatch maximum
+MAX_VISIBILITY_SECONDS = 43_200  # SQS's 12-hour cap
+_RETRYABLE_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "RequestThrottled",
+        "ServiceUnavailable",
+        "InternalError",
+        "InternalFailure",
+        "KmsThrottled",
+        "KMS.ThrottlingException",
+        "AWS.SimpleQueueService.RequestThrottled",
+        "RequestThrottledException",
+    }
+)
+# A receipt handle that no longer works: the message was deleted or received again.
+_STALE_RECEIPT_CODES = frozenset(
+    {
+        "ReceiptHandleIsInvalid",
+        "InvalidParameterValue",
+        "AWS.SimpleQueueService.MessageNotInflight",
+        "MessageNotInflight",
+    }
+)
+
+
+class GroupMessage(Frozen):
+    """The whole SQS payload of one group: its manifest summary URI (never a file list)."""
+
+    schema_version: Literal[1] = 1
+    summary_uri: str = Field(min_length=1, pattern=r"\.json$")
+
+    @classmethod
+    def parse(cls, body: str) -> GroupMessage:
+        """Parse a message body.
+
+        Raises:
+            MessageError: the body is not a valid ``GroupMessage``.
+        """
+        try:
+            return cls.model_validate_json(body)
+        except ValidationError as exc:
+            raise MessageError(
+                f"not a parceler group message: {body[:200]!r} ({exc.error_count()} error(s)).",
+                "send {'schema_version': 1, 'summary_uri': 's3://…/manifest.json'}.",
+            ) from exc
+
+
+class QueueError(PermanentError):
+    """SQS refused a request for a reason retrying will not fix (missing queue, access denied)."""
+
+
+class MessageError(PermanentError):
+    """A message body that is not a parceler message."""
+
+
+class EnqueueError(RetryableError):
+    """Some messages of a batch could not be sent after every retry; planning can be re-run."""
+
+
+class StaleReceiptError(PermanentError):
+    """The receipt handle no longer names an in-flight message (deleted or received again)."""
+
+
+def _raise_mapped(exc: Exception, action: str) -> NoReturn:
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code in _RETRYABLE_CODES or status >= 500:
+            raise RetryableError(f"SQS {action} failed transiently ({code}).") from exc
+        if code in _STALE_RECEIPT_CODES:
+            raise StaleReceiptError(
+                f"SQS {action}: the receipt handle is no longer valid ({code})."
+            ) from exc
+        raise QueueError(
+            f"SQS {action} failed ({code}).", "check the queue URL and permissions."
+        ) from exc
+    if isinstance(exc, BotoCoreError):
+        raise RetryableError(f"SQS {action} failed: {type(exc).__name__}.") from exc
+    raise exc
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedMessage:
+    """One received message: its body, the handle that deletes it, and how often it came."""
+
+    message_id: str
+    body: str
+    receipt_handle: str
+    receive_count: int
+
+
+def send_batch(
+    queue_url: str,
+    bodies: Sequence[str],
+    *,
+    attempts: int = 5,
+    base_delay: float = 0.2,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Send up to 10 bodies in one ``SendMessageBatch``; resend failed entries with backoff.
+
+    Args:
+        queue_url: the target queue.
+        bodies: at most :data:`SEND_BATCH` message bodies.
+        attempts: calls before giving up (the first try included).
+        base_delay: the first backoff; doubled after each partial failure.
+        sleep: injectable for tests.
+
+    Raises:
+        EnqueueError: entries still failed after ``attempts`` calls (or by the sender's fault).
+        QueueError: the queue refused the whole request (missing queue, access denied).
+    """
+    if len(bodies) > SEND_BATCH:
+        raise ValueError(f"send_batch takes at most {SEND_BATCH} bodies, got {len(bodies)}")
+    pending: dict[str, str] = {str(i): body for i, body in enumerate(bodies)}
+    sqs = aws.client("sqs")
+    last_failures: list[str] = []
+    for attempt in range(attempts):
+        if not pending:
+            return
+        if attempt:
+            sleep(base_delay * 2 ** (attempt - 1))
+        entries: list[SendMessageBatchRequestEntryTypeDef] = [
+            {"Id": key, "MessageBody": body} for key, body in pending.items()
+        ]
+        try:
+            response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+        except (ClientError, BotoCoreError) as exc:
+            try:
+                _raise_mapped(exc, "SendMessageBatch")
+            except RetryableError:
+                last_failures = [type(exc).__name__]
+                continue
+        for ok in response.get("Successful", []):
+            pending.pop(ok["Id"], None)
+        failed = response.get("Failed", [])
+        last_failures = [f"{f.get('Code', '?')}" for f in failed]
+        if any(f.get("SenderFault") for f in failed):
+            break  # the sender's fault (too big, bad characters): retrying cannot help
+    if pending:
+        raise EnqueueError(
+            f"{len(pending)} of {len(bodies)} message(s) to {queue_url} not sent after "
+            f"{attempts} attempt(s) (last errors: {sorted(set(last_failures))}).",
+            "run the planner again: it resends only what was not recorded as sent.",
+        )
+
+
+def receive(
+    queue_url: str,
+    *,
+    max_messages: int = 1,
+    wait_seconds: int = 20,
+    visibility_timeout: int | None = None,
+) -> list[ReceivedMessage]:
+    """Long-poll ``queue_url`` for up to ``max_messages`` messages (with their receive counts)."""
+    kwargs: dict[str, object] = {}
+    if visibility_timeout is not None:
+        kwargs["VisibilityTimeout"] = visibility_timeout
+    try:
+        response = aws.client("sqs").receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=max(1, min(10, max_messages)),
+            WaitTimeSeconds=max(0, min(20, wait_seconds)),
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            **kwargs,  # type: ignore[arg-type]
+        )
+    except (ClientError, BotoCoreError) as exc:
+        _raise_mapped(exc, "ReceiveMessage")
+    return [
+        ReceivedMessage(
+            message_id=m["MessageId"],
+            body=m["Body"],
+            receipt_handle=m["ReceiptHandle"],
+            receive_count=int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+        )
+        for m in response.get("Messages", [])
+    ]
+
+
+def delete(queue_url: str, receipt_handle: str) -> None:
+    """Delete a message (done: committed, failed permanently, or a duplicate)."""
+    try:
+        aws.client("sqs").delete_message(QueueUrl=queue_url, ReceiptHandle=receipt_handle)
+    except (ClientError, BotoCoreError) as exc:
+        _raise_mapped(exc, "DeleteMessage")
+
+
+def change_visibility(queue_url: str, receipt_handle: str, seconds: float) -> None:
+    """Make a message invisible for ``seconds`` from now (0 releases it at once)."""
+    value = int(max(0, min(MAX_VISIBILITY_SECONDS, round(seconds))))
+    try:
+        aws.client("sqs").change_message_visibility(
+            QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=value
+        )
+    except (ClientError, BotoCoreError) as exc:
+        _raise_mapped(exc, "ChangeMessageVisibility")
+
+
+def release(queue_url: str, receipt_handle: str) -> None:
+    """Hand a message back to the queue at once (a worker that cannot start or finish it)."""
+    change_visibility(queue_url, receipt_handle, 0)
+
+
+@functools.cache
+def visibility_timeout(queue_url: str) -> int:
+    """The queue's default visibility timeout in seconds (cached per process)."""
+    try:
+        attrs = aws.client("sqs").get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=["VisibilityTimeout"]
+        )
+    except (ClientError, BotoCoreError) as exc:
+        _raise_mapped(exc, "GetQueueAttributes")
+    return int(attrs.get("Attributes", {}).get("VisibilityTimeout", "30"))
+
+
+@functools.cache
+def queue_url_from_arn(arn: str) -> str:
+    """The queue URL of a queue ARN (``arn:aws:sqs:region:account:name``), cached per process."""
+    parts = arn.split(":")
+    if len(parts) != 6 or parts[2] != "sqs":
+        raise QueueError(f"not an SQS queue ARN: {arn!r}.")
+    try:
+        response = aws.client("sqs").get_queue_url(
+            QueueName=parts[5], QueueOwnerAWSAccountId=parts[4]
+        )
+    except (ClientError, BotoCoreError) as exc:
+        _raise_mapped(exc, "GetQueueUrl")
+    return response["QueueUrl"]
+
+
+def approximate_depth(queue_url: str) -> tuple[int, int]:
+    """``(visible, in_flight)`` message counts of a queue (approximate, as SQS reports them)."""
+    try:
+        attrs = aws.client("sqs").get_queue_attributes(
+            QueueUrl=queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+    except (ClientError, BotoCoreError) as exc:
+        _raise_mapped(exc, "GetQueueAttributes")
+    return int(attrs.get("ApproximateNumberOfMessages", "0")), int(
+        attrs.get("ApproximateNumberOfMessagesNotVisible", "0")
+    )
+
+
+class Heartbeat:
+    """Keep one in-flight message invisible while its group runs.
+
+    A daemon thread calls ``ChangeMessageVisibility(visibility_seconds)`` every
+    ``interval`` seconds (default a third of ``visibility_seconds``, so two beats can be
+    lost before the message reappears), then ``on_beat()`` — the worker extends its
+    ledger lease there. A failing beat is logged and retried at the next interval; a stale
+    receipt handle (the message was deleted or re-delivered) ends the heartbeat.
+
+    Use as a context manager, or :meth:`start` / :meth:`stop`.
+    """
+
+    def __init__(
+        self,
+        queue_url: str,
+        receipt_handle: str,
+        *,
+        visibility_seconds: int,
+        interval: float | None = None,
+    ) -> None:
+        self.queue_url = queue_url
+        self.receipt_handle = receipt_handle
+        self.visibility_seconds = max(1, int(visibility_seconds))
+        self.interval = interval if interval is not None else max(0.2, self.visibility_seconds / 3)
+        self.beats = 0
+        self.failures = 0
+        self._on_beat: Callable[[], None] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, on_beat: Callable[[], None] | None = None) -> None:
+        """Start beating (idempotent)."""
+        if self._thread is not None:
+            return
+        self._on_beat = on_beat
+        self._thread = threading.Thread(target=self._run, name="parceler-heartbeat", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop beating and wait for the thread (a beat in progress completes)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def __enter__(self) -> Heartbeat:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                change_visibility(self.queue_url, self.receipt_handle, self.visibility_seconds)
+                if self._on_beat is not None:
+                    self._on_beat()
+                self.beats += 1
+            except StaleReceiptError:
+                log.warning("heartbeat: receipt handle is stale; stopping")
+                return
+            except Exception as exc:  # noqa: BLE001 -- a lost beat must not kill the group
+                self.failures += 1
+                log.warning("heartbeat failed (%s): %s", type(exc).__name__, exc)
+
+
+def encode(message: GroupMessage) -> str:
+    """The JSON body of a message (compact, stable key order)."""
+    return json.dumps(message.model_dump(mode="json"), separators=(",", ":"), sort_keys=True)

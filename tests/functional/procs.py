@@ -1,0 +1,49 @@
+"""Small python processors for the functional tests (``kind="python"``, ``per="group"``)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from parceler.errors import RetryableError
+from parceler.processors import FileRef, GroupContext
+
+# Concurrency choreography for test_worker_concurrency: each attempt announces it started
+# and waits for its gate; both keyed by attempt number.
+STARTED: dict[int, threading.Event] = {}
+GATES: dict[int, threading.Event] = {}
+SLEEP_SECONDS = 5.0
+
+
+def _copy(files: list[FileRef], ctx: GroupContext) -> int:
+    for file in files:
+        ctx.write_output(f"{file.index:06d}.out", file.read_bytes().upper())
+    return len(files)
+
+
+def copy_files(files: list[FileRef], ctx: GroupContext) -> int:
+    """Write each file upper-cased under the attempt's output folder; value: the file count."""
+    return _copy(files, ctx)
+
+
+def poison_or_copy(files: list[FileRef], ctx: GroupContext) -> int:
+    """Like :func:`copy_files`, but a group with a file named ``poison`` always fails retryably."""
+    if any("poison" in f.uri for f in files):
+        raise RetryableError("the worker ran out of memory on this group (simulated).")
+    return _copy(files, ctx)
+
+
+def sleepy(files: list[FileRef], ctx: GroupContext) -> int:
+    """Sleep :data:`SLEEP_SECONDS`, then copy (longer than a short visibility timeout)."""
+    time.sleep(SLEEP_SECONDS)
+    return _copy(files, ctx)
+
+
+def gated(files: list[FileRef], ctx: GroupContext) -> Any:
+    """Write outputs, announce the start of this attempt, then wait for its gate to open."""
+    written = _copy(files, ctx)
+    STARTED.setdefault(ctx.attempt, threading.Event()).set()
+    if not GATES.setdefault(ctx.attempt, threading.Event()).wait(timeout=60):
+        raise RuntimeError(f"gate of attempt {ctx.attempt} never opened")
+    return {"attempt": ctx.attempt, "files": written}

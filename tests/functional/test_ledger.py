@@ -1,0 +1,128 @@
+"""The ledger's conditional transitions against moto's DynamoDB."""
+
+from __future__ import annotations
+
+import pytest
+
+from parceler.ledger import Claim, Ledger, NewGroup, Refusal
+
+from .conftest import Resources
+
+JOB = "job-1"
+
+
+def _ledger(resources: Resources, n_groups: int = 3) -> Ledger:
+    ledger = Ledger(resources.worker.ledger_table)
+    _job, created = ledger.create_job(JOB, spec_json="{}")
+    assert created
+    ledger.put_groups(
+        JOB,
+        [
+            NewGroup(
+                g, f"fp{g}", f"s3://b/jobs/{JOB}/groups/{g:06d}/manifest.json", 1.0, "lambda", 1, 10
+            )
+            for g in range(n_groups)
+        ],
+    )
+    assert ledger.record_plan(JOB, n_groups=n_groups, attrs={})
+    return ledger
+
+
+def test_create_job_is_idempotent(resources: Resources) -> None:
+    ledger = _ledger(resources)
+    job, created = ledger.create_job(JOB, spec_json="{other}")
+    assert not created
+    assert job.attrs["spec"] == "{}"
+    assert job.n_groups == 3 and job.remaining == 3
+    assert not ledger.record_plan(JOB, n_groups=5, attrs={})
+    assert ledger.get_job(JOB).n_groups == 3
+
+
+def test_claim_increments_attempt_and_respects_the_lease(resources: Resources) -> None:
+    ledger = _ledger(resources)
+    first = ledger.claim_group(JOB, 0, "w1", lease_seconds=60, now=1000.0)
+    assert isinstance(first, Claim) and first.attempt == 1
+    busy = ledger.claim_group(JOB, 0, "w2", lease_seconds=60, now=1030.0)
+    assert isinstance(busy, Refusal) and busy.reason == "busy"
+    after_expiry = ledger.claim_group(JOB, 0, "w2", lease_seconds=60, now=1061.0)
+    assert isinstance(after_expiry, Claim) and after_expiry.attempt == 2
+    missing = ledger.claim_group(JOB, 99, "w2", lease_seconds=60)
+    assert isinstance(missing, Refusal) and missing.reason == "missing"
+
+
+def test_exactly_one_attempt_commits_and_counters_move_once(resources: Resources) -> None:
+    ledger = _ledger(resources)
+    a = ledger.claim_group(JOB, 0, "w1", lease_seconds=0, now=1000.0)
+    b = ledger.claim_group(JOB, 0, "w2", lease_seconds=0, now=1001.0)
+    assert isinstance(a, Claim) and isinstance(b, Claim)
+    assert ledger.commit_group(JOB, 0, b.attempt, "s3://r/b.json", "2")
+    assert not ledger.commit_group(JOB, 0, a.attempt, "s3://r/a.json", "1")
+    assert not ledger.commit_group(JOB, 0, b.attempt, "s3://r/b.json", "2")
+    assert not ledger.fail_group(JOB, 0, "Late", "a late permanent failure")
+    group = ledger.get_group(JOB, 0)
+    assert group is not None
+    assert (group.status, group.committed_attempt, group.result_uri) == (
+        "SUCCEEDED",
+        2,
+        "s3://r/b.json",
+    )
+    job = ledger.get_job(JOB)
+    assert (job.remaining, job.n_succeeded, job.n_failed) == (2, 1, 0)
+    done = ledger.claim_group(JOB, 0, "w3", lease_seconds=60)
+    assert isinstance(done, Refusal) and done.reason == "done"
+
+
+def test_fail_group_counts_once_and_blocks_commit(resources: Resources) -> None:
+    ledger = _ledger(resources)
+    claim = ledger.claim_group(JOB, 1, "w1", lease_seconds=60)
+    assert isinstance(claim, Claim)
+    assert ledger.fail_group(JOB, 1, "ProcessorError", "boom")
+    assert not ledger.fail_group(JOB, 1, "ProcessorError", "boom again")
+    assert not ledger.commit_group(JOB, 1, claim.attempt, "s3://r.json")
+    job = ledger.get_job(JOB)
+    assert (job.remaining, job.n_succeeded, job.n_failed) == (2, 0, 1)
+    group = ledger.get_group(JOB, 1)
+    assert group is not None and (group.status, group.error, group.cause) == (
+        "FAILED",
+        "ProcessorError",
+        "boom",
+    )
+
+
+def test_record_error_hands_the_group_back_only_for_the_current_attempt(
+    resources: Resources,
+) -> None:
+    ledger = _ledger(resources)
+    old = ledger.claim_group(JOB, 2, "w1", lease_seconds=0, now=1000.0)
+    new = ledger.claim_group(JOB, 2, "w2", lease_seconds=600)
+    assert isinstance(old, Claim) and isinstance(new, Claim)
+    assert not ledger.record_error(JOB, 2, old.attempt, "TimeoutError", "slow")
+    group = ledger.get_group(JOB, 2)
+    assert group is not None and group.status == "RUNNING" and group.last_error == "TimeoutError"
+    assert ledger.record_error(JOB, 2, new.attempt, "RetryableError", "throttled")
+    group = ledger.get_group(JOB, 2)
+    assert group is not None and group.status == "PENDING" and group.lease_until is None
+    again = ledger.claim_group(JOB, 2, "w3", lease_seconds=600)
+    assert isinstance(again, Claim) and again.attempt == 3
+
+
+def test_list_groups_pages_through_every_group(resources: Resources) -> None:
+    ledger = _ledger(resources, n_groups=60)
+    groups = list(ledger.list_groups(JOB))
+    assert [g.index for g in groups] == list(range(60))
+    assert {g.status for g in groups} == {"PENDING"}
+
+
+def test_mark_job_with_expected_status(resources: Resources) -> None:
+    ledger = _ledger(resources)
+    assert not ledger.mark_job(JOB, "SUCCEEDED", expected=["AGGREGATING"])
+    assert ledger.mark_job(JOB, "RUNNING", expected=["PLANNING"], poll_seconds=5)
+    job = ledger.get_job(JOB)
+    assert job.status == "RUNNING" and job.attrs["poll_seconds"] == 5
+
+
+def test_missing_table_is_a_typed_error(moto: str) -> None:
+    from parceler.ledger import LedgerError
+
+    with pytest.raises(LedgerError, match="does not exist"):
+        Ledger("no-such-table").get_job(JOB)

@@ -1,0 +1,189 @@
+"""The worker protocol against moto: commit, orphans of a dead attempt, poison groups, heartbeat."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from parceler import storage
+from parceler.jobs import plan_job
+from parceler.ledger import Ledger
+from parceler.manifest import read_manifest, write_manifest
+from parceler.queue import receive
+from parceler.runner import RunnerOptions, run_loop
+from parceler.worker import Outcome, dead_letter, handle_delivery, process_message
+
+from . import procs
+from .conftest import Resources, drain, group_spec, seed_source
+
+
+class WorkerDiedError(BaseException):
+    """Stands in for a worker killed (OOM, SIGKILL) between its outputs and its commit."""
+
+
+def _result_uris(result_uri: str) -> list[str]:
+    return [str(u) for u in read_manifest(result_uri).table.column("uri").to_pylist()]
+
+
+def test_runner_processes_every_group_and_commits_attempt_1(resources: Resources) -> None:
+    seed_source(3)
+    plan_job(group_spec(), "job-ok", resources.planner)
+    stats = run_loop(
+        resources.worker,
+        RunnerOptions(resources.lambda_queue_url, idle_exit=1, wait_seconds=1),
+    )
+    assert dict(stats.outcomes) == {"succeeded": 3}
+    ledger = Ledger(resources.worker.ledger_table)
+    job = ledger.get_job("job-ok")
+    assert (job.remaining, job.n_succeeded, job.n_failed) == (0, 3, 0)
+    for group in ledger.list_groups("job-ok"):
+        assert (group.status, group.committed_attempt) == ("SUCCEEDED", 1)
+        assert group.result_uri and group.result_uri.endswith(
+            f"{group.index:06d}/attempt-1/result.json"
+        )
+        result = read_manifest(group.result_uri)
+        assert result.summary.details["value"] == [1]  # python processor: values collected
+        assert result.summary.details["attempt"] == 1
+        (uri,) = _result_uris(group.result_uri)
+        assert uri.startswith(group.result_uri.rsplit("/", 1)[0] + "/")
+        assert storage.read_bytes(uri).startswith(b"LINE ")
+    assert drain(resources.lambda_queue_url) == []
+
+
+def test_worker_dies_before_commit_then_retry_commits_a_new_attempt_without_orphans(
+    resources: Resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed_source(1)
+    plan_job(group_spec(), "job-d", resources.planner)
+    (message,) = receive(resources.lambda_queue_url, wait_seconds=0)
+
+    def die(*_args: Any, **_kwargs: Any) -> bool:
+        raise WorkerDiedError
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Ledger, "commit_group", die)
+        with pytest.raises(WorkerDiedError):
+            # lease 0: as if the dead worker's lease had already run out
+            process_message(message.body, resources.worker, worker_id="doomed", lease_seconds=0)
+
+    orphan = "s3://parceler-work/jobs/job-d/groups/000000/attempt-1/000000.out"
+    assert storage.exists(orphan)  # the dead attempt wrote its output (and its result manifest)
+    assert storage.exists("s3://parceler-work/jobs/job-d/groups/000000/attempt-1/result.json")
+
+    outcome = process_message(message.body, resources.worker, worker_id="second")
+    assert (outcome.status, outcome.attempt) == ("succeeded", 2)
+    group = Ledger(resources.worker.ledger_table).get_group("job-d", 0)
+    assert group is not None and group.committed_attempt == 2
+    assert group.result_uri == "s3://parceler-work/jobs/job-d/groups/000000/attempt-2/result.json"
+    assert _result_uris(group.result_uri) == [orphan.replace("attempt-1", "attempt-2")]
+    job = Ledger(resources.worker.ledger_table).get_job("job-d")
+    assert (job.remaining, job.n_succeeded) == (0, 1)
+
+
+def test_poison_group_goes_to_the_dlq_and_is_failed_while_the_rest_succeed(
+    make_resources: Callable[..., Resources],
+) -> None:
+    resources = make_resources(visibility=30, max_receive=2)
+    seed_source(5, names={2: "poison.txt"})
+    plan_job(group_spec("poison_or_copy"), "job-p", resources.planner)
+    stats = run_loop(
+        resources.worker,
+        RunnerOptions(
+            resources.lambda_queue_url, idle_exit=2, wait_seconds=1, retry_base_seconds=0
+        ),
+    )
+    assert dict(stats.outcomes) == {"succeeded": 4, "retry": 2}
+    ledger = Ledger(resources.worker.ledger_table)
+    assert ledger.get_job("job-p").remaining == 1  # the poison group is not done yet
+
+    dead = drain(resources.lambda_dlq_url)
+    assert len(dead) == 1
+    outcome = dead_letter(dead[0].body, resources.dead_letter)
+    assert outcome.status == "failed"
+    again = dead_letter(dead[0].body, resources.dead_letter)  # a redelivered dead letter
+    assert again.status == "duplicate"
+
+    job = ledger.get_job("job-p")
+    assert (job.remaining, job.n_succeeded, job.n_failed) == (0, 4, 1)
+    poison = [g for g in ledger.list_groups("job-p") if g.status == "FAILED"]
+    assert len(poison) == 1 and poison[0].attempt == 2
+    assert poison[0].error == "RetryableError"
+    assert "ran out of memory" in (poison[0].cause or "")
+
+
+def test_processor_error_fails_the_group_at_once_without_burning_retries(
+    resources: Resources,
+) -> None:
+    seed_source(1)
+    plan_job(group_spec(), "job-e", resources.planner)
+    (message,) = receive(resources.lambda_queue_url, wait_seconds=0)
+    # Break the processor after planning: the worker cannot import it (a permanent error).
+    summary_uri = json.loads(message.body)["summary_uri"]
+    manifest = read_manifest(summary_uri)
+    details = dict(manifest.summary.details)
+    details["processor"] = {**details["processor"], "function": "tests.functional.procs:nope"}
+    write_manifest(
+        manifest.table,
+        summary_uri,
+        group_index=0,
+        group_count=1,
+        parent_fingerprint=manifest.summary.parent_fingerprint,
+        details=details,
+    )
+    outcome = handle_delivery(
+        resources.lambda_queue_url, message, resources.worker, worker_id="w", visibility_seconds=30
+    )
+    assert outcome.status == "failed" and outcome.delete
+    group = Ledger(resources.worker.ledger_table).get_group("job-e", 0)
+    assert group is not None and (group.status, group.attempt) == ("FAILED", 1)
+    assert group.error == "SpecError"
+    assert drain(resources.lambda_queue_url) == []  # deleted, not retried
+
+
+def _run_with_watch(resources: Resources, heartbeat_interval: float | None) -> tuple[Any, int]:
+    """Run one sleepy group with a 2 s visibility; count deliveries seen meanwhile."""
+    seed_source(1)
+    plan_job(group_spec("sleepy"), "job-h", resources.planner)
+    (message,) = receive(resources.lambda_queue_url, wait_seconds=0)
+    box: dict[str, Outcome] = {}
+
+    def work() -> None:
+        box["outcome"] = handle_delivery(
+            resources.lambda_queue_url,
+            message,
+            resources.worker,
+            worker_id="slow",
+            visibility_seconds=2,
+            heartbeat_interval=heartbeat_interval,
+        )
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    seen = 0
+    while thread.is_alive():
+        seen += len(receive(resources.lambda_queue_url, wait_seconds=1, visibility_timeout=30))
+    thread.join()
+    return box["outcome"], seen
+
+
+def test_heartbeat_keeps_a_long_group_invisible(make_resources: Callable[..., Resources]) -> None:
+    resources = make_resources(visibility=2)
+    assert procs.SLEEP_SECONDS >= 2 * 2  # the group outlives two visibility timeouts
+    outcome, seen = _run_with_watch(resources, heartbeat_interval=None)  # beats every 2/3 s
+    assert seen == 0
+    assert outcome.status == "succeeded"
+    assert drain(resources.lambda_queue_url) == []
+
+
+def test_without_heartbeats_the_same_group_is_redelivered(
+    make_resources: Callable[..., Resources],
+) -> None:
+    """The control for the test above: it can fail, because a 5 s group outlives 2 s."""
+    resources = make_resources(visibility=2)
+    outcome, seen = _run_with_watch(resources, heartbeat_interval=3600)  # never beats in time
+    assert seen == 1
+    assert outcome.status == "succeeded"
