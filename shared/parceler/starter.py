@@ -1,0 +1,194 @@
+"""Start a job from an S3 "Object Created" event, once per object version, whatever the redelivery.
+
+Two triggers (the object's key decides):
+
+- ``<anything>.job.json``: the object *is* the job spec.
+- ``<folder>/_SUCCESS`` (the marker Spark, Hadoop and many exporters write last): the job
+  processes ``s3://<bucket>/<folder>/``. Its processor and the rest of the spec come from a
+  sibling template ``<folder>/parceler.job.json`` whose ``source`` is replaced by the folder
+  (and which excludes the marker and the template). No template → :class:`SpecError` naming
+  the key to create: parceler never guesses a processor.
+
+Any other key is refused (:class:`SpecError`); the EventBridge rule should filter on these
+suffixes so that never happens.
+
+**Job id.** The spec's ``job_id`` if it has one; otherwise ``<name>-<hash>`` where ``name`` is
+the spec file's stem (or the folder's name) and ``hash`` digests bucket, key, ETag and the
+event's ``sequencer``. A redelivered event carries the same four values, so it maps to the
+same id; a new upload of the key has a new sequencer and starts a new job.
+
+**Once.** The id is the execution name. A second ``StartExecution`` with that name gets
+``ExecutionAlreadyExists`` (the first one finished, or its input differs) and is reported as
+``duplicate``; while the first one runs with the same input, Step Functions returns that
+same execution (its idempotent start), also without a second job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any, Literal
+from urllib.parse import unquote_plus
+
+from botocore.exceptions import ClientError
+
+from parceler import aws, storage
+from parceler.errors import ObjectNotFoundError, SpecError
+from parceler.settings import StarterSettings
+from parceler.spec import JobSpec, parse_spec
+
+log = logging.getLogger(__name__)
+
+SPEC_SUFFIX = ".job.json"
+MARKER = "_SUCCESS"
+TEMPLATE = "parceler.job.json"
+_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
+_NAME_MAX = 80  # Step Functions execution names and spec job ids: 1-80 of [A-Za-z0-9_-]
+_HASH_CHARS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectCreated:
+    """The object an S3 "Object Created" event names (key already URL-decoded)."""
+
+    bucket: str
+    key: str
+    etag: str
+    sequencer: str
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    @property
+    def trigger(self) -> Literal["spec", "marker"]:
+        """Which kind of object this is.
+
+        Raises:
+            SpecError: neither a ``*.job.json`` spec nor a ``_SUCCESS`` marker.
+        """
+        name = PurePosixPath(self.key).name
+        if name.endswith(SPEC_SUFFIX) and name != TEMPLATE:
+            return "spec"
+        if name == MARKER:
+            return "marker"
+        raise SpecError(
+            f"{self.uri} is neither a job spec (*{SPEC_SUFFIX}) nor a {MARKER} marker.",
+            f"filter the EventBridge rule on the suffixes {SPEC_SUFFIX!r} and {MARKER!r}.",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StartResult:
+    """What the starter did: ``started`` a new execution or dropped a ``duplicate``."""
+
+    status: Literal["started", "duplicate"]
+    job_id: str
+    execution_arn: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "job_id": self.job_id, "execution_arn": self.execution_arn}
+
+
+def parse_event(event: Mapping[str, Any]) -> ObjectCreated:
+    """Read the object from an EventBridge S3 event (or one S3 notification record).
+
+    Raises:
+        SpecError: not an S3 object-created event, or fields missing.
+    """
+    try:
+        if "detail" in event:
+            detail = event["detail"]
+            obj, bucket = detail["object"], detail["bucket"]["name"]
+        elif event.get("Records"):
+            record = event["Records"][0]["s3"]
+            obj, bucket = record["object"], record["bucket"]["name"]
+        else:
+            raise KeyError("detail")
+        return ObjectCreated(
+            bucket=str(bucket),
+            key=unquote_plus(str(obj["key"])),
+            etag=str(obj.get("etag") or obj.get("eTag") or ""),
+            sequencer=str(obj.get("sequencer") or ""),
+        )
+    except (KeyError, IndexError, TypeError) as exc:
+        raise SpecError(
+            f"not an S3 'Object Created' event (missing {exc}).",
+            "route only S3 Object Created events (EventBridge) to the starter.",
+        ) from exc
+
+
+def job_id_for(obj: ObjectCreated) -> str:
+    """The deterministic job id of an object version: ``<name>-<16 hex digits>``.
+
+    ``name`` is the spec file's name without ``.job.json`` (or the marker's folder name),
+    reduced to ``[A-Za-z0-9_-]``; the digest covers bucket, key, ETag and sequencer,
+    length-prefixed so that no two different tuples collide by concatenation.
+    """
+    path = PurePosixPath(obj.key)
+    stem = path.parent.name if path.name == MARKER else path.name.removesuffix(SPEC_SUFFIX)
+    name = _NAME_CHARS.sub("-", stem).strip("-_") or "job"
+    digest = hashlib.sha256()
+    for part in (obj.bucket, obj.key, obj.etag.strip('"'), obj.sequencer):
+        data = part.encode()
+        digest.update(len(data).to_bytes(8, "big") + data)
+    suffix = digest.hexdigest()[:_HASH_CHARS]
+    return f"{name[: _NAME_MAX - _HASH_CHARS - 1]}-{suffix}"
+
+
+def spec_for(obj: ObjectCreated, read: Callable[[str], bytes] = storage.read_bytes) -> JobSpec:
+    """The job spec an object stands for (see the module docstring).
+
+    Raises:
+        SpecError: an invalid spec, or a marker without a ``parceler.job.json`` template.
+    """
+    if obj.trigger == "spec":
+        return parse_spec(read(obj.uri))
+    folder = str(PurePosixPath(obj.key).parent)
+    folder_uri = f"s3://{obj.bucket}/" + ("" if folder == "." else folder + "/")
+    template_uri = storage.join(folder_uri, TEMPLATE)
+    try:
+        template = parse_spec(read(template_uri))
+    except ObjectNotFoundError as exc:
+        raise SpecError(
+            f"{obj.uri} marks {folder_uri} done, but no {template_uri} says how to process it.",
+            f"write a job spec template (processor, reducer, limits) to {template_uri}; "
+            "its source is ignored.",
+        ) from exc
+    exclude = (*template.exclude, MARKER, f"*/{MARKER}", TEMPLATE)
+    return template.model_copy(update={"source": folder_uri, "exclude": exclude})
+
+
+def start(
+    event: Mapping[str, Any],
+    settings: StarterSettings,
+    read: Callable[[str], bytes] = storage.read_bytes,
+) -> StartResult:
+    """Start the execution the event asks for, named by its job id; drop duplicates.
+
+    Returns:
+        ``started`` with the execution ARN, or ``duplicate`` when an execution of that
+        name already exists.
+
+    Raises:
+        SpecError: not a trigger object, or its spec does not validate.
+    """
+    obj = parse_event(event)
+    spec = spec_for(obj, read)
+    job_id = spec.job_id or job_id_for(obj)
+    document = spec.model_copy(update={"job_id": job_id}).model_dump_json(exclude_none=True)
+    try:
+        response = aws.client("stepfunctions").start_execution(
+            stateMachineArn=settings.state_machine_arn, name=job_id, input=document
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
+            log.info("job %s from %s already started: duplicate event dropped", job_id, obj.uri)
+            return StartResult("duplicate", job_id, None)
+        raise
+    log.info("job %s started from %s", job_id, obj.uri)
+    return StartResult("started", job_id, response["executionArn"])

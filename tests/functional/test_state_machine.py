@@ -1,0 +1,287 @@
+"""The real job definition, executed by moto's Step Functions with the real handlers in-process.
+
+The planner and the aggregator run through the in-process Lambda hook; groups are processed
+by the container runner loop in threads (both queues) and dead letters by the DLQ core, as
+in the local mode. Each job waits at least one ledger poll (5 s), so each test takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+pytestmark = pytest.mark.functional
+
+runner = pytest.importorskip(
+    "parceler.runner", reason="parceler.runner (container worker loop) not written yet"
+)
+worker = pytest.importorskip(
+    "parceler.worker", reason="parceler.worker (worker protocol) not written yet"
+)
+ledger_module = pytest.importorskip("parceler.ledger", reason="parceler.ledger not written yet")
+pytest.importorskip("parceler.jobs", reason="parceler.jobs (plan_job) not written yet")
+pytest.importorskip("parceler.manifest", reason="parceler.manifest not written yet")
+
+from parceler import storage  # noqa: E402
+from parceler.local.emulator import LocalAws  # noqa: E402
+from parceler.local.resources import LocalStack, create_local_stack  # noqa: E402
+
+TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
+def lines_or_poison(file: Any) -> dict[str, int]:
+    """A per-file python processor: counts lines, fails permanently on a file saying POISON."""
+    with file.open() as stream:
+        data = stream.read()
+    if b"POISON" in data:
+        raise ValueError(f"poisoned input {file.uri}")
+    return {"lines": data.count(b"\n")}
+
+
+def sum_lines(values: list[dict[str, int]]) -> dict[str, int]:
+    """The matching reducer (a python reducer gets every value at once)."""
+    return {"lines": sum(v["lines"] for v in values)}
+
+
+@pytest.fixture(scope="module")
+def local() -> Iterator[LocalAws]:
+    with LocalAws(poll_interval=0.05) as emulator:
+        yield emulator
+
+
+class Workers:
+    """Runner loops on both work queues plus a dead-letter drain, in threads."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+        self.stop = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def __enter__(self) -> Workers:
+        settings = self.stack.worker_settings()
+        for url in (self.stack.lambda_queue_url, self.stack.container_queue_url):
+            options = runner.RunnerOptions(queue_url=url, wait_seconds=1, retry_base_seconds=0.1)
+            thread = threading.Thread(
+                target=runner.run_loop,
+                args=(settings, options),
+                kwargs={"stop": self.stop},
+                daemon=True,
+            )
+            self.threads.append(thread)
+        self.threads.append(threading.Thread(target=self._drain_dead_letters, daemon=True))
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def _drain_dead_letters(self) -> None:
+        sqs = boto3.client("sqs")
+        settings = self.stack.dead_letter_settings()
+        urls = (self.stack.lambda_dead_letter_queue_url, self.stack.container_dead_letter_queue_url)
+        while not self.stop.is_set():
+            for url in urls:
+                for message in sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0).get(
+                    "Messages", []
+                ):
+                    worker.dead_letter(message["Body"], settings)
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            self.stop.wait(0.2)
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
+
+
+@pytest.fixture
+def stack(local: LocalAws) -> Iterator[LocalStack]:
+    local.reset()
+    created = create_local_stack(prefix="t", lambda_visibility_seconds=30)
+    with Workers(created):
+        yield created
+
+
+def _files(folder: Path, contents: list[str]) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, text in enumerate(contents):
+        (folder / f"part-{i:03d}.txt").write_text(text)
+    return str(folder)
+
+
+def _spec(source: str, *, tolerated: float = 0.0, **extra: Any) -> dict[str, Any]:
+    return {
+        "source": source,
+        "partitioning": {"max_files": 1},
+        "processor": {"kind": "python", "function": f"{__name__}:lines_or_poison"},
+        "reducer": {"kind": "python", "function": f"{__name__}:sum_lines"},
+        "limits": {"tolerated_failure_percent": tolerated},
+        **extra,
+    }
+
+
+def _run(stack: LocalStack, name: str, document: dict[str, Any] | str) -> dict[str, Any]:
+    sfn = boto3.client("stepfunctions")
+    text = document if isinstance(document, str) else json.dumps(document)
+    arn = sfn.start_execution(stateMachineArn=stack.state_machine_arn, name=name, input=text)[
+        "executionArn"
+    ]
+    return _wait(arn)
+
+
+def _wait(execution_arn: str) -> dict[str, Any]:
+    sfn = boto3.client("stepfunctions")
+    deadline = time.monotonic() + 120  # a hang guard, not a timing assertion
+    while time.monotonic() < deadline:
+        described = dict(sfn.describe_execution(executionArn=execution_arn))
+        if described["status"] in TERMINAL:
+            return described
+        time.sleep(0.2)
+    pytest.fail(f"execution {execution_arn} did not finish")
+
+
+def _job_item(stack: LocalStack, job_id: str) -> dict[str, Any]:
+    item = boto3.client("dynamodb").get_item(
+        TableName=stack.ledger_table, Key={"pk": {"S": f"job#{job_id}"}, "sk": {"S": "job"}}
+    )["Item"]
+    return {k: next(iter(v.values())) for k, v in item.items()}
+
+
+def _result(stack: LocalStack, job_id: str) -> dict[str, Any]:
+    uri = f"s3://{stack.work_bucket}/jobs/{job_id}/result.json"
+    summary: dict[str, Any] = json.loads(storage.read_bytes(uri))
+    return summary
+
+
+def test_a_happy_job_succeeds_with_the_reduced_value(stack: LocalStack, tmp_path: Path) -> None:
+    source = _files(tmp_path / "in", ["a\nb\n", "c\n", "d\ne\nf\n"])
+
+    execution = _run(stack, "happy", _spec(source))
+
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    output = json.loads(execution["output"])
+    assert (output["n_groups"], output["groups_succeeded"], output["groups_failed"]) == (3, 3, 0)
+    value = json.loads(storage.read_bytes(output["value_uri"]))
+    assert value == {"lines": 6}
+    result = _result(stack, "happy")
+    assert result["details"]["value"] == {"lines": 6}
+    master = json.loads(storage.read_bytes(f"s3://{stack.work_bucket}/jobs/happy/manifest.json"))
+    assert result["parent_fingerprint"] == master["fingerprint"]
+    job = _job_item(stack, "happy")
+    assert (job["status"], job["remaining"]) == ("SUCCEEDED", "0")
+
+
+def test_a_failing_group_within_tolerance_succeeds_and_is_listed(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    source = _files(tmp_path / "in", ["a\n", "POISON\n", "b\n", "c\n"])
+
+    execution = _run(stack, "tolerated", _spec(source, tolerated=25.0))
+
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    output = json.loads(execution["output"])
+    assert (output["groups_succeeded"], output["groups_failed"]) == (3, 1)
+    [failed] = output["failed_groups"]
+    assert failed["status"] == "FAILED" and "poisoned input" in (failed["cause"] or "")
+    assert json.loads(storage.read_bytes(output["value_uri"])) == {"lines": 3}
+    assert _job_item(stack, "tolerated")["status"] == "SUCCEEDED"
+
+
+def test_failures_over_tolerance_fail_the_job(stack: LocalStack, tmp_path: Path) -> None:
+    source = _files(tmp_path / "in", ["a\n", "POISON\n", "b\n", "c\n"])
+
+    execution = _run(stack, "intolerant", _spec(source, tolerated=10.0))
+
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "Parceler.ToleranceExceeded"
+    job = _job_item(stack, "intolerant")
+    assert job["status"] == "FAILED"
+    assert "1 of 4 groups failed" in job["cause"]
+    assert _result(stack, "intolerant")["details"]["groups_failed"] == 1
+
+
+def test_a_bad_console_input_fails_at_once_naming_the_field(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    spec = _spec(str(tmp_path), partitioning={"max_files": 1})
+    spec["limits"] = {"tolerated_failure_percnt": 5}  # a typo
+
+    execution = _run(stack, "typo", spec)
+
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "SpecError"
+    assert "tolerated_failure_percnt" in execution["cause"]
+    job = _job_item(stack, "typo")
+    assert (job["status"], job["error"]) == ("FAILED", "SpecError")
+    assert "tolerated_failure_percnt" in job["cause"]
+
+
+def test_a_planner_error_fails_the_job_with_its_cause_in_the_ledger(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    execution = _run(stack, "nosource", _spec(str(tmp_path / "does-not-exist")))
+
+    assert execution["status"] == "FAILED"
+    job = _job_item(stack, "nosource")
+    assert job["status"] == "FAILED"
+    assert job["error"] == execution["error"]
+    assert "does-not-exist" in job["cause"]
+
+
+def test_a_duplicate_start_is_refused_and_the_job_runs_once(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    source = _files(tmp_path / "in", ["a\n", "b\n"])
+    sfn = boto3.client("stepfunctions")
+    assert _run(stack, "once", _spec(source))["status"] == "SUCCEEDED"
+
+    with pytest.raises(sfn.exceptions.ExecutionAlreadyExists):
+        sfn.start_execution(
+            stateMachineArn=stack.state_machine_arn, name="once", input=json.dumps(_spec(source))
+        )
+
+    executions = sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"]
+    assert [e["name"] for e in executions] == ["once"]
+    groups = list(ledger_module.Ledger(stack.ledger_table).list_groups("once"))
+    assert [g.attempt for g in groups] == [1, 1]
+
+
+def test_the_starter_turns_a_spec_upload_into_one_execution(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    from parceler.starter import start
+
+    source = _files(tmp_path / "in", ["a\n"])
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="inbox")
+    put = s3.put_object(
+        Bucket="inbox", Key="jobs/nightly.job.json", Body=json.dumps(_spec(source)).encode()
+    )
+    event = {
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "detail": {
+            "bucket": {"name": "inbox"},
+            "object": {
+                "key": "jobs/nightly.job.json",
+                "etag": put["ETag"].strip('"'),
+                "sequencer": "01",
+            },
+        },
+    }
+
+    first = start(event, stack.starter_settings())
+    assert first.status == "started" and first.execution_arn
+    assert _wait(first.execution_arn)["status"] == "SUCCEEDED"
+    again = start(event, stack.starter_settings())
+
+    assert (again.status, again.job_id) == ("duplicate", first.job_id)
+    executions = boto3.client("stepfunctions").list_executions(
+        stateMachineArn=stack.state_machine_arn
+    )
+    assert [e["name"] for e in executions["executions"]] == [first.job_id]

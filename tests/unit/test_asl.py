@@ -1,0 +1,183 @@
+"""The job state machine definition: well formed, every failure recorded, inside moto's subset."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from parceler import state_machine
+from parceler.errors import SpecError
+
+LOCAL = {
+    "PlannerFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:planner",
+    "AggregatorFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:aggregator",
+    "LedgerTableName": "ledger",
+}
+ASL_VALIDATOR = "asl-validator@4.0.0"
+
+
+@pytest.fixture
+def asl() -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(state_machine.definition(LOCAL))
+    return document
+
+
+def _scopes(
+    machine: dict[str, Any], enclosing: dict[str, Any] | None = None
+) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
+    """Every (States-owning machine, the Map state enclosing it) pair, outermost first."""
+    yield machine, enclosing
+    for state in machine["States"].values():
+        for key in ("ItemProcessor", "Iterator"):
+            if key in state:
+                yield from _scopes(state[key], state)
+        for branch in state.get("Branches", []):
+            yield from _scopes(branch, state)
+
+
+def _targets(state: dict[str, Any]) -> list[str]:
+    targets = [state[k] for k in ("Next", "Default") if k in state]
+    targets += [c["Next"] for c in state.get("Choices", [])]
+    targets += [c["Next"] for c in state.get("Catch", [])]
+    return targets
+
+
+def test_the_template_has_exactly_the_three_placeholders() -> None:
+    assert state_machine.placeholders() == {
+        "PlannerFunctionArn",
+        "AggregatorFunctionArn",
+        "LedgerTableName",
+    }
+    assert state_machine.placeholders() == state_machine.PLACEHOLDERS
+
+
+def test_substitution_fills_every_placeholder(asl: dict[str, Any]) -> None:
+    text = json.dumps(asl)
+    assert "${" not in text
+    assert asl["States"]["Plan"]["Parameters"]["FunctionName"] == LOCAL["PlannerFunctionArn"]
+    assert asl["States"]["ReadJob"]["Parameters"]["TableName"] == "ledger"
+
+
+def test_substitution_rejects_missing_and_unknown_names() -> None:
+    with pytest.raises(SpecError, match="missing \\['LedgerTableName'\\]"):
+        state_machine.definition({k: v for k, v in LOCAL.items() if k != "LedgerTableName"})
+    with pytest.raises(SpecError, match="unknown \\['Typo'\\]"):
+        state_machine.definition({**LOCAL, "Typo": "x"})
+
+
+def test_substituted_values_are_json_escaped() -> None:
+    text = state_machine.definition({**LOCAL, "LedgerTableName": 'a"b'})
+    assert json.loads(text)["States"]["ReadJob"]["Parameters"]["TableName"] == 'a"b'
+
+
+def test_every_transition_target_exists_and_every_state_is_reachable(asl: dict[str, Any]) -> None:
+    for machine, _ in _scopes(asl):
+        states = machine["States"]
+        assert machine["StartAt"] in states
+        reachable, frontier = set(), [machine["StartAt"]]
+        while frontier:
+            name = frontier.pop()
+            if name in reachable:
+                continue
+            reachable.add(name)
+            for target in _targets(states[name]):
+                assert target in states, f"{name} -> {target}: no such state"
+                frontier.append(target)
+        assert reachable == set(states), f"unreachable: {set(states) - reachable}"
+
+
+def test_every_task_has_a_catch_all_that_records_the_failure(asl: dict[str, Any]) -> None:
+    def catches_all(state: dict[str, Any] | None) -> bool:
+        return state is not None and any(
+            "States.ALL" in c["ErrorEquals"] for c in state.get("Catch", [])
+        )
+
+    for machine, enclosing in _scopes(asl):
+        for name, state in machine["States"].items():
+            if state["Type"] in ("Task", "Map", "Parallel"):
+                assert catches_all(state) or catches_all(enclosing), (
+                    f"{name} has no States.ALL Catch"
+                )
+    top = asl["States"]
+    for name, state in top.items():
+        if state["Type"] in ("Task", "Map") and name != "RecordFailure":
+            assert state["Catch"][-1]["Next"] == "RecordFailure", name
+    assert top["RecordFailure"]["Resource"] == "arn:aws:states:::dynamodb:updateItem"
+    assert top["RecordFailure"]["Next"] == "JobFailed"
+    assert top["JobFailed"]["Type"] == "Fail"
+
+
+def test_the_flow_matches_the_internals_contract(asl: dict[str, Any]) -> None:
+    states = asl["States"]
+    plan = states["Plan"]
+    assert plan["Resource"] == "arn:aws:states:::lambda:invoke"
+    assert plan["Parameters"]["Payload"] == {"job_id.$": "$$.Execution.Name", "spec.$": "$"}
+    assert states["WaitForGroups"]["SecondsPath"] == "$.plan.poll_seconds"
+    read = states["ReadJob"]
+    assert read["Resource"] == "arn:aws:states:::dynamodb:getItem"
+    assert read["Parameters"]["Key"]["sk"] == {"S": "job"}
+    done = states["GroupsDone"]["Choices"][0]
+    assert (done["Variable"], done["StringEquals"], done["Next"]) == (
+        "$.job.remaining",
+        "0",
+        "AggregateBatches",
+    )
+    aggregate = states["AggregateBatches"]
+    assert aggregate["ItemsPath"] == "$.plan.batches"
+    assert aggregate["MaxConcurrency"] >= 1
+    reduce_batch = aggregate["ItemProcessor"]["States"]["ReduceBatch"]
+    assert reduce_batch["Parameters"]["Payload"]["action"] == "reduce_batch"
+    assert states["FinalReduce"]["Parameters"]["Payload"]["action"] == "finalize"
+    assert states["WithinTolerance"]["Choices"][0]["Next"] == "JobSucceeded"
+    assert states["WithinTolerance"]["Default"] == "TooManyGroupsFailed"
+    assert asl["TimeoutSeconds"] > 0
+
+
+def test_the_wait_loop_cannot_spin_forever(asl: dict[str, Any]) -> None:
+    choices = asl["States"]["GroupsDone"]["Choices"]
+    limit = [c for c in choices if c.get("Variable") == "$.polls"]
+    assert limit and limit[0]["Next"] == "WaitTimedOut"
+    assert asl["States"]["CountPoll"]["Parameters"]["polls.$"] == "States.MathAdd($.polls, 1)"
+
+
+def test_only_features_moto_executes(asl: dict[str, Any]) -> None:
+    text = json.dumps(asl)
+    for unsupported in (
+        "ItemBatcher",
+        "JSONata",
+        "ToleratedFailurePercentage",
+        "ResultWriter",
+        "ItemReader",
+    ):
+        assert unsupported not in text, f"{unsupported} is outside moto's Step Functions subset"
+    for machine, _ in _scopes(asl):
+        for state in machine["States"].values():
+            if state["Type"] == "Map":
+                assert state["ItemProcessor"]["ProcessorConfig"]["Mode"] == "INLINE"
+
+
+def test_the_definition_file_is_packaged() -> None:
+    path = state_machine.definition_path()
+    assert path.name == "job.asl.json" and path.is_file()
+
+
+def test_asl_validator_accepts_the_definition(tmp_path: Path) -> None:
+    """Validates with the npm ``asl-validator`` from the npm cache (never the network)."""
+    npx = shutil.which("npx")
+    if npx is None:
+        pytest.skip("npx is not installed")
+    target = tmp_path / "job.asl.json"
+    target.write_text(state_machine.definition(LOCAL))
+    command = [npx, "--offline", "--yes", ASL_VALIDATOR, "--json-path", str(target), "--silent"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    if result.returncode != 0 and "ENOTCACHED" in result.stderr + result.stdout:
+        pytest.skip(
+            f"{ASL_VALIDATOR} is not in the npm cache: run `npx --yes {ASL_VALIDATOR} --help` once"
+        )
+    assert result.returncode == 0, result.stdout + result.stderr

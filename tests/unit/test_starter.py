@@ -1,0 +1,171 @@
+"""The S3-event starter: event parsing, the deterministic job id, spec lookup, duplicate drop."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from parceler import aws, starter
+from parceler.errors import ObjectNotFoundError, SpecError
+from parceler.settings import StarterSettings
+
+SPEC = {"source": "s3://data/in/", "processor": {"kind": "builtin", "name": "linecount"}}
+SETTINGS = StarterSettings.from_env(
+    {"PARCELER_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:1:stateMachine:job"}
+)
+
+
+def eventbridge(
+    key: str, *, etag: str = "abc", sequencer: str = "0062E99A88DC407460"
+) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "detail": {
+            "bucket": {"name": "inbox"},
+            "object": {"key": key, "size": 10, "etag": etag, "sequencer": sequencer},
+            "reason": "PutObject",
+        },
+    }
+
+
+def reader(objects: dict[str, Any]) -> Any:
+    def read(uri: str) -> bytes:
+        if uri not in objects:
+            raise ObjectNotFoundError(f"read {uri}: object not found.")
+        return json.dumps(objects[uri]).encode()
+
+    return read
+
+
+class FakeStepFunctions:
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+
+    def start_execution(self, *, stateMachineArn: str, name: str, input: str) -> dict[str, Any]:  # noqa: N803
+        if name in self.names:
+            error = {
+                "Error": {"Code": "ExecutionAlreadyExists", "Message": "Execution Already Exists"}
+            }
+            raise ClientError(error, "StartExecution")  # type: ignore[arg-type]
+        self.names[name] = input
+        return {"executionArn": f"{stateMachineArn}:{name}".replace("stateMachine", "execution")}
+
+
+@pytest.fixture
+def sfn(monkeypatch: pytest.MonkeyPatch) -> FakeStepFunctions:
+    fake = FakeStepFunctions()
+    monkeypatch.setattr(aws, "client", lambda service: fake)
+    return fake
+
+
+def test_parse_eventbridge_event_decodes_the_key() -> None:
+    obj = starter.parse_event(eventbridge("jobs/taxi+2024%2F01.job.json"))
+    assert obj == starter.ObjectCreated(
+        "inbox", "jobs/taxi 2024/01.job.json", "abc", "0062E99A88DC407460"
+    )
+    assert obj.trigger == "spec"
+
+
+def test_parse_s3_notification_record() -> None:
+    record = {
+        "Records": [
+            {
+                "s3": {
+                    "bucket": {"name": "b"},
+                    "object": {"key": "x/_SUCCESS", "eTag": "e", "sequencer": "1"},
+                }
+            }
+        ]
+    }
+    obj = starter.parse_event(record)
+    assert (obj.bucket, obj.key, obj.etag, obj.trigger) == ("b", "x/_SUCCESS", "e", "marker")
+
+
+def test_parse_rejects_other_events() -> None:
+    with pytest.raises(SpecError, match="not an S3 'Object Created' event"):
+        starter.parse_event({"detail-type": "Scheduled Event", "detail": {}})
+
+
+def test_other_keys_are_not_triggers() -> None:
+    with pytest.raises(SpecError, match="neither a job spec"):
+        _ = starter.parse_event(eventbridge("data/part-0001.csv")).trigger
+    with pytest.raises(SpecError):
+        _ = starter.parse_event(
+            eventbridge("data/parceler.job.json")
+        ).trigger  # a template, not a job
+
+
+def test_job_id_is_deterministic_valid_and_names_the_object() -> None:
+    obj = starter.parse_event(eventbridge("in/Taxi trips (2024).job.json"))
+    job_id = starter.job_id_for(obj)
+    assert job_id == starter.job_id_for(
+        starter.parse_event(eventbridge("in/Taxi trips (2024).job.json"))
+    )
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,80}", job_id)
+    assert job_id.startswith("Taxi-trips-2024-")
+
+
+@pytest.mark.parametrize(
+    "change", [{"etag": "other"}, {"sequencer": "0062E99A88DC407461"}, {"key": "in/b.job.json"}]
+)
+def test_job_id_changes_with_the_object_version(change: dict[str, str]) -> None:
+    base = {"key": "in/a.job.json", "etag": "abc", "sequencer": "0062E99A88DC407460"}
+    first = starter.job_id_for(starter.parse_event(eventbridge(**base)))
+    second = starter.job_id_for(starter.parse_event(eventbridge(**{**base, **change})))
+    assert first != second
+
+
+def test_job_id_digest_is_injective_across_field_boundaries() -> None:
+    a = starter.ObjectCreated("b", "k.job.json", "ab", "c")
+    b = starter.ObjectCreated("b", "k.job.json", "a", "bc")
+    assert starter.job_id_for(a) != starter.job_id_for(b)
+
+
+def test_a_long_name_is_cut_to_eighty_characters() -> None:
+    job_id = starter.job_id_for(starter.parse_event(eventbridge("x" * 200 + ".job.json")))
+    assert len(job_id) == 80
+
+
+def test_marker_uses_the_folder_and_its_sibling_template() -> None:
+    obj = starter.parse_event(eventbridge("exports/day=1/_SUCCESS"))
+    spec = starter.spec_for(obj, reader({"s3://inbox/exports/day=1/parceler.job.json": SPEC}))
+    assert spec.source == "s3://inbox/exports/day=1/"
+    assert {"_SUCCESS", "parceler.job.json"} <= set(spec.exclude)
+    assert spec.processor.name == "linecount"
+    assert starter.job_id_for(obj).startswith("day-1-")
+
+
+def test_marker_without_template_is_refused_naming_the_file_to_create() -> None:
+    obj = starter.parse_event(eventbridge("exports/day=1/_SUCCESS"))
+    with pytest.raises(SpecError, match=re.escape("s3://inbox/exports/day=1/parceler.job.json")):
+        starter.spec_for(obj, reader({}))
+
+
+def test_an_invalid_spec_names_the_field() -> None:
+    obj = starter.parse_event(eventbridge("a.job.json"))
+    with pytest.raises(SpecError, match="processor"):
+        starter.spec_for(obj, reader({"s3://inbox/a.job.json": {"source": "s3://x/"}}))
+
+
+def test_start_names_the_execution_by_the_job_id_and_drops_a_redelivery(
+    sfn: FakeStepFunctions,
+) -> None:
+    read = reader({"s3://inbox/in/a.job.json": SPEC})
+    first = starter.start(eventbridge("in/a.job.json"), SETTINGS, read)
+    again = starter.start(eventbridge("in/a.job.json"), SETTINGS, read)
+
+    assert first.status == "started" and first.execution_arn
+    assert again.status == "duplicate" and again.job_id == first.job_id
+    assert list(sfn.names) == [first.job_id]
+    assert json.loads(sfn.names[first.job_id])["job_id"] == first.job_id
+
+
+def test_a_spec_with_its_own_job_id_keeps_it(sfn: FakeStepFunctions) -> None:
+    read = reader({"s3://inbox/a.job.json": {**SPEC, "job_id": "nightly-2024"}})
+    assert starter.start(eventbridge("a.job.json"), SETTINGS, read).job_id == "nightly-2024"
