@@ -8,7 +8,6 @@ neither prints a traceback (set ``PARCELER_DEBUG=1`` to see one).
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -54,9 +53,9 @@ def friendly_errors(command: F) -> F:
 
 
 def _register_commands() -> None:
-    from parceler.cli import plan, spec_schema
+    from parceler.cli import plan, report, run, spec_schema, status, worker
 
-    for module in (plan, spec_schema):
+    for module in (plan, run, worker, status, report, spec_schema):
         module.register(app)
 
 
@@ -67,4 +66,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()
