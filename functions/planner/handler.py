@@ -23,4 +23,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if not isinstance(event, dict) or "job_id" not in event or "spec" not in event:
         raise SpecError("the planner needs an event {'job_id': ..., 'spec': {...}}.")
     spec = parse_spec(event["spec"])
-    return plan_job(spec, str(spec.job_id or event["job_id"]), settings()).to_json()
+    job_id = str(event["job_id"])  # the execution name: the state machine keys the ledger by it
+    if spec.job_id is not None and spec.job_id != job_id:
+        raise SpecError(
+            f"the spec's job_id {spec.job_id!r} differs from the execution name {job_id!r}.",
+            "name the execution after the job_id, or leave job_id out of the spec.",
+        )
+    return plan_job(spec, job_id, settings()).to_json()

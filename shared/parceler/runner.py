@@ -117,7 +117,6 @@ def run_loop(
             if options.max_groups is not None and stats.handled >= options.max_groups:
                 break
             url = urls[turn % len(urls)]
-            turn += 1
             # With several queues a long wait on one would starve the others: poll briefly.
             wait = max(0, min(20 if len(urls) == 1 else 1, options.wait_seconds))
             if options.idle_exit is not None:
@@ -127,6 +126,7 @@ def run_loop(
                 wait = min(wait, max(1, int(left)))
             messages = queue.receive(url, max_messages=1, wait_seconds=wait)
             if not messages:
+                turn += 1  # stay on a queue while it has work; move on when it is empty
                 continue
             idle_since = time.monotonic()
             message = messages[0]

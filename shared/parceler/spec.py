@@ -108,7 +108,7 @@ class Routing(_Spec):
 class JobSpec(_Spec):
     """One job: source → partitioning → processor → reducer → output."""
 
-    schema_version: Literal[1] = SPEC_SCHEMA_VERSION
+    schema_version: Literal[1] = 1  # SPEC_SCHEMA_VERSION
     job_id: str | None = Field(default=None, description="default: the execution name")
     source: str = Field(min_length=1, description="s3:// prefix, inventory manifest.json, listing, folder, or manifest summary")
     include: tuple[str, ...] = ()

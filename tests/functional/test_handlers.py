@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from parceler import aws
+from parceler.errors import SpecError
 from parceler.jobs import plan_job
 from parceler.ledger import Claim, GroupItem, Ledger
 from parceler.manifest import read_manifest
@@ -187,7 +188,18 @@ def test_planner_handler_returns_the_state_machine_contract(
             "job_id": "exec-1",
             "n_groups": 3,
             "batches": [{"job_id": "exec-1", "batch_index": 0, "first_group": 0, "n_groups": 3}],
-            "poll_seconds": 5,
+            "poll_seconds": 1,
         }
     )
     assert len(drain(resources.lambda_queue_url)) == 3
+
+
+def test_planner_handler_refuses_a_spec_job_id_that_is_not_the_execution_name(
+    resources: Resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed_source(2)
+    handler = _handler("planner", resources, monkeypatch)
+    spec = {**group_spec().model_dump(mode="json", exclude_none=True), "job_id": "other"}
+    with pytest.raises(SpecError, match="differs from the execution name"):
+        handler.handler({"job_id": "exec-2", "spec": spec}, FakeContext())
+    assert drain(resources.lambda_queue_url) == []

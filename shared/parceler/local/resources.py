@@ -19,6 +19,7 @@ import io
 import json
 import os
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,6 +107,7 @@ def create_local_stack(
     container_visibility_seconds: int = 300,
     max_receive_count: int = 3,
     function_timeout_seconds: int = 900,
+    when_queues_ready: Callable[[LocalStack], None] | None = None,
 ) -> LocalStack:
     """Create the stack's resources in the emulator ``AWS_ENDPOINT_URL`` points at.
 
@@ -119,6 +121,10 @@ def create_local_stack(
             visibility timeouts (the runner heartbeats long groups).
         max_receive_count: receives before a message moves to its DLQ.
         function_timeout_seconds: what the functions' contexts report as their timeout.
+        when_queues_ready: called with the stack (state machine ARN not yet set) once the
+            bucket, table and queues exist, before the functions and the state machine:
+            the local mode starts its worker processes here, so their start-up overlaps
+            moto's slow first CreateStateMachine (seconds of imports and parser set-up).
 
     Returns:
         The names, URLs and ARNs.
@@ -164,6 +170,19 @@ def create_local_stack(
     lambda_url, lambda_dlq = queue_pair("lambda", lambda_visibility_seconds)
     container_url, container_dlq = queue_pair("container", container_visibility_seconds)
 
+    if when_queues_ready is not None:
+        when_queues_ready(
+            LocalStack(
+                prefix=prefix,
+                work_bucket=work_bucket,
+                ledger_table=ledger_table,
+                lambda_queue_url=lambda_url,
+                container_queue_url=container_url,
+                lambda_dead_letter_queue_url=lambda_dlq,
+                container_dead_letter_queue_url=container_dlq,
+                state_machine_arn="(not yet created)",
+            )
+        )
     role_arn = _role(prefix)
     lambdas = _client("lambda")
     draft = LocalStack(

@@ -1,0 +1,188 @@
+"""Start a job's Step Functions execution (named by the job id) and follow it to the end.
+
+The same code drives a deployed stack, another emulator (``AWS_ENDPOINT_URL``) and the
+local mode: it talks only to Step Functions, the ledger and the work area.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from parceler import aws, storage
+from parceler.errors import ParcelerError, RetryableError
+from parceler.ledger import JobItem, JobNotFoundError, Ledger
+from parceler.spec import JobSpec
+
+TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
+# A reducer value up to this size is printed and returned inline; larger ones by URI only.
+INLINE_VALUE_BYTES = 256 * 1024
+
+
+class ExecutionError(ParcelerError):
+    """Step Functions refused to start or describe the execution."""
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """One observation of a running job."""
+
+    status: str
+    n_groups: int | None
+    n_succeeded: int
+    n_failed: int
+    elapsed: float
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """How a job ended (``parceler run --json`` prints :meth:`to_json`)."""
+
+    job_id: str
+    status: str
+    execution_arn: str
+    n_groups: int
+    groups_succeeded: int
+    groups_failed: int
+    result_uri: str | None
+    value_uri: str | None
+    result: Any
+    error: str | None
+    cause: str | None
+    seconds: float
+    failed_groups: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "SUCCEEDED"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "job_id": self.job_id,
+            "execution_arn": self.execution_arn,
+            "n_groups": self.n_groups,
+            "groups_succeeded": self.groups_succeeded,
+            "groups_failed": self.groups_failed,
+            "failed_groups": self.failed_groups,
+            "result": self.result,
+            "result_uri": self.result_uri,
+            "value_uri": self.value_uri,
+            "error": self.error,
+            "cause": self.cause,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def start_job(spec: JobSpec, job_id: str, state_machine_arn: str) -> str:
+    """Start the execution named ``job_id`` with ``spec`` as its input; return its ARN.
+
+    Raises:
+        ExecutionError: the name is taken (a job with this id already ran or runs) or
+            Step Functions refused the call.
+    """
+    document = spec.model_dump(mode="json", exclude_none=True)
+    try:
+        response = aws.client("stepfunctions").start_execution(
+            stateMachineArn=state_machine_arn, name=job_id, input=json.dumps(document)
+        )
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "ExecutionAlreadyExists":
+            raise ExecutionError(
+                f"a job named {job_id!r} already exists in {state_machine_arn}.",
+                "choose another --job-id, or follow it with `parceler status`.",
+            ) from exc
+        if code in {"ThrottlingException", "ServiceUnavailable"}:
+            raise RetryableError(f"Step Functions throttled StartExecution ({code}).") from exc
+        raise ExecutionError(f"StartExecution failed: {code}: {exc}.") from exc
+    return str(response["executionArn"])
+
+
+def follow(
+    execution_arn: str,
+    job_id: str,
+    ledger: Ledger,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    poll_seconds: float = 0.5,
+    timeout_seconds: float | None = None,
+) -> JobResult:
+    """Poll the execution and the ledger until the execution ends; return the job's result.
+
+    Args:
+        execution_arn: from :func:`start_job`.
+        job_id: the execution's name.
+        ledger: where group counts are read for progress.
+        on_progress: called after every poll.
+        poll_seconds: seconds between polls.
+        timeout_seconds: give up (raise) after this long; None waits for the end.
+
+    Raises:
+        ExecutionError: the execution could not be described, or the timeout passed.
+    """
+    sfn = aws.client("stepfunctions")
+    started = time.monotonic()
+    while True:
+        described = sfn.describe_execution(executionArn=execution_arn)
+        status = str(described["status"])
+        job = _job_or_none(ledger, job_id)
+        if on_progress is not None:
+            on_progress(_progress(status, job, time.monotonic() - started))
+        if status in TERMINAL:
+            return _result(job_id, execution_arn, described, job, time.monotonic() - started)
+        if timeout_seconds is not None and time.monotonic() - started > timeout_seconds:
+            raise ExecutionError(
+                f"job {job_id!r} still {status} after {timeout_seconds:.0f} s.",
+                "follow it with `parceler status`, or raise the timeout.",
+            )
+        time.sleep(poll_seconds)
+
+
+def _job_or_none(ledger: Ledger, job_id: str) -> JobItem | None:
+    try:
+        return ledger.get_job(job_id)
+    except JobNotFoundError:
+        return None
+
+
+def _progress(status: str, job: JobItem | None, elapsed: float) -> Progress:
+    if job is None:
+        return Progress(status, None, 0, 0, elapsed)
+    return Progress(status, job.n_groups, job.n_succeeded, job.n_failed, elapsed)
+
+
+def _result(
+    job_id: str, execution_arn: str, described: Any, job: JobItem | None, seconds: float
+) -> JobResult:
+    output = json.loads(described.get("output") or "null")
+    final = output.get("final", {}) if isinstance(output, dict) else {}
+    attrs = job.attrs if job is not None else {}
+    value_uri = attrs.get("value_uri") or final.get("value_uri")
+    return JobResult(
+        job_id=job_id,
+        status=str(described["status"]),
+        execution_arn=execution_arn,
+        n_groups=int((job.n_groups if job else None) or final.get("n_groups") or 0),
+        groups_succeeded=job.n_succeeded if job else int(final.get("groups_succeeded") or 0),
+        groups_failed=job.n_failed if job else int(final.get("groups_failed") or 0),
+        result_uri=attrs.get("result_uri") or final.get("result_uri"),
+        value_uri=value_uri,
+        result=read_value(value_uri),
+        error=described.get("error") or attrs.get("error"),
+        cause=described.get("cause") or attrs.get("cause"),
+        seconds=seconds,
+        failed_groups=list(final.get("failed_groups") or []),
+    )
+
+
+def read_value(value_uri: str | None) -> Any:
+    """The reducer's value when it is small JSON; None when absent or too large to inline."""
+    if not value_uri or storage.object_size(value_uri) > INLINE_VALUE_BYTES:
+        return None
+    return json.loads(storage.read_bytes(value_uri))
