@@ -171,6 +171,7 @@ def write_manifest(
     group_count: int | None = None,
     details: dict[str, Any] | None = None,
     if_none_match: bool = False,
+    conformed: bool = False,
 ) -> ManifestSummary:
     """Write ``table`` as a manifest: the Parquet data object, then the JSON summary.
 
@@ -186,6 +187,9 @@ def write_manifest(
             written, so a late committer does not overwrite the data a committed summary
             verifies against; two committers racing on one ``data_uri`` can still both write
             the data (the loser's summary write fails), so give each attempt its own URIs.
+        conformed: the caller guarantees ``table`` already passed :func:`conform` (a slice
+            of a conformed table, say) and skips re-checking it: the planner writes tens of
+            thousands of group manifests cut from one validated master table.
 
     Returns:
         The summary as written. Row order is kept as given.
@@ -196,7 +200,10 @@ def write_manifest(
         RetryableError, StorageError: from :mod:`parceler.storage`.
     """
     where = f"manifest {summary_uri}"
-    table = conform(table, where)
+    if not conformed:
+        table = conform(table, where)
+    elif not table.schema.equals(DATA_FILE_SCHEMA):
+        raise ManifestError(f"{where}: conformed=True but the schema is {table.schema}.")
     data_uri = data_uri if data_uri is not None else default_data_uri(summary_uri)
     n_files, total_size, total_records, fp = summarize(table)
     try:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from parceler.manifest import write_manifest
+from parceler.manifest import conform, write_manifest
 from parceler.models import DATA_FILE_SCHEMA, ManifestSummary
 from parceler.partition import Limits, Partition, lower_bound, partition
 from parceler.storage import join
@@ -51,6 +51,11 @@ class Plan:
         """The data files of group ``index`` (in the master table's order)."""
         start, stop = int(self.offsets[index]), int(self.offsets[index + 1])
         return self.table.take(pa.array(self.order[start:stop]))
+
+    def by_group(self) -> pa.Table:
+        """The master table reordered group by group: group ``g`` is rows
+        ``offsets[g]:offsets[g+1]``, so each group is a zero-copy slice (one take in all)."""
+        return self.table.take(pa.array(self.order))
 
     def groups(self) -> Iterator[GroupStats]:
         """Per-group totals, in group order."""
@@ -181,15 +186,18 @@ def write_plan(
     extra = dict(details or {})
     master = write_manifest(plan.table, join(prefix, "manifest.json"), details=extra)
     uris = [group_summary_uri(prefix, g) for g in range(plan.n_groups)]
+    grouped = conform(plan.by_group(), f"plan of {prefix}")  # checked once, sliced below
 
     def write_group(g: int) -> ManifestSummary:
+        start, stop = int(plan.offsets[g]), int(plan.offsets[g + 1])
         return write_manifest(
-            plan.group_table(g),
+            grouped.slice(start, stop - start),
             uris[g],
             parent_fingerprint=master.fingerprint,
             group_index=g,
             group_count=plan.n_groups,
             details=extra,
+            conformed=True,
         )
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

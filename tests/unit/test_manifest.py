@@ -335,3 +335,26 @@ def test_the_s3manifesto_fixture_matches_its_format() -> None:
         "uri", "etag", "size", "n_record",
     ]  # fmt: skip
     assert manifest.S3MANIFESTO_FORMAT == "s3manifesto-1.0"
+
+
+def test_conformed_fast_path_writes_the_same_manifest_and_refuses_a_foreign_schema(
+    tmp_path: Path,
+) -> None:
+    rows = pa.table(
+        {
+            "uri": ["s3://b/a", "s3://b/b"],
+            "size": [3, 4],
+            "n_record": [None, None],
+            "etag": ["x", None],
+        },
+        schema=DATA_FILE_SCHEMA,
+    )
+    checked = write_manifest(rows, str(tmp_path / "a.json"))
+    fast = write_manifest(rows, str(tmp_path / "b.json"), conformed=True)
+    assert (fast.fingerprint, fast.n_files, fast.total_size) == (
+        checked.fingerprint, checked.n_files, checked.total_size,
+    )  # fmt: skip
+    assert read_manifest(str(tmp_path / "b.json")).table.equals(rows)
+    loose = pa.table({"uri": ["s3://b/a"], "size": pa.array([3], pa.int32())})
+    with pytest.raises(ManifestError, match="conformed=True"):
+        write_manifest(loose, str(tmp_path / "c.json"), conformed=True)

@@ -63,16 +63,15 @@ def spec_from_arguments(
                 )
             if job_id is not None:
                 from_file["job_id"] = job_id
+            if isinstance(from_file.get("source"), str):
+                from_file["source"] = _absolute_if_local(from_file["source"])
             return parse_spec(from_file)
     if (processor is None) == (shell is None):
         raise SpecError(
             "a job needs exactly one processor.",
             "give --processor NAME|module:function (e.g. --processor wordcount) or --shell CMD.",
         )
-    source = source_or_spec
-    if storage.parse_uri(source).scheme == "file" and not source.startswith("file://"):
-        source = str(Path(source).resolve())  # worker processes must find it from anywhere
-    document: dict[str, Any] = {"source": source}
+    document: dict[str, Any] = {"source": _absolute_if_local(source_or_spec)}
     if job_id is not None:
         document["job_id"] = job_id
     if shell is not None:
@@ -96,6 +95,13 @@ def spec_from_arguments(
     if tolerate is not None:
         document["limits"] = {"tolerated_failure_percent": tolerate}
     return parse_spec(document)
+
+
+def _absolute_if_local(source: str) -> str:
+    """A relative local path, made absolute: worker processes must find it from anywhere."""
+    if storage.parse_uri(source).scheme == "file" and not source.startswith("file://"):
+        return str(Path(source).resolve())
+    return source
 
 
 def _options(pairs: list[str]) -> dict[str, Any]:
@@ -186,6 +192,9 @@ def register(app: typer.Typer) -> None:
             float | None, typer.Option(help="give up following after SECONDS")
         ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+        save_result: Annotated[
+            Path | None, typer.Option(help="also write the --json document to this file")
+        ] = None,
     ) -> None:
         """Run a job end to end: plan, process every group, aggregate; print the result."""
         spec = spec_from_arguments(
@@ -215,6 +224,9 @@ def register(app: typer.Typer) -> None:
                 report.write_text(
                     render_html(build_report(job, list(ledger.list_groups(the_job_id))))
                 )
+        if save_result is not None:
+            save_result.parent.mkdir(parents=True, exist_ok=True)
+            save_result.write_text(json.dumps(result.to_json(), indent=2), encoding="utf-8")
         if as_json:
             typer.echo(json.dumps(result.to_json()))
         else:
