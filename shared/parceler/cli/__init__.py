@@ -44,9 +44,12 @@ def friendly_errors(command: F) -> F:
             if os.environ.get("PARCELER_DEBUG"):
                 raise
             kind = "bad input" if isinstance(exc, InputError) else "error"
-            err_console.print(f"[bold red]parceler: {kind}:[/] {exc.problem}", highlight=False)
+            # soft_wrap: the terminal wraps, so paths and URIs stay whole for copy and paste.
+            err_console.print(
+                f"[bold red]parceler: {kind}:[/] {exc.problem}", highlight=False, soft_wrap=True
+            )
             if exc.fix:
-                err_console.print(f"[bold]fix:[/] {exc.fix}", highlight=False)
+                err_console.print(f"[bold]fix:[/] {exc.fix}", highlight=False, soft_wrap=True)
             raise typer.Exit(2 if isinstance(exc, InputError) else 1) from None
 
     return wrapper  # type: ignore[return-value]
