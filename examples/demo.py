@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from taxi.generate import generate  # noqa: E402
+from taxi.generate import generate
 
 DATA = Path("build/taxi")
 REPORT = Path("build/demo/report.html")

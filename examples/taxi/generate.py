@@ -25,7 +25,9 @@ HEADER = (
 PASSENGER_WEIGHTS = np.array([0.01, 0.70, 0.14, 0.04, 0.02, 0.05, 0.04])
 
 
-def generate(out: Path, n_files: int = 300, median_rows: int = 400, seed: int = 2009) -> Counter[str]:
+def generate(
+    out: Path, n_files: int = 300, median_rows: int = 400, seed: int = 2009
+) -> Counter[str]:
     """Write ``n_files`` CSVs under ``out`` and return the true passenger-count histogram.
 
     Args:

@@ -34,14 +34,18 @@ class Partitioning(_Spec):
     target_size: int | None = Field(default=None, gt=0, description="bytes per group; '1GB' ok")
     target_records: int | None = Field(default=None, gt=0, description="records per group")
     groups: int | None = Field(default=None, gt=0, description="exactly this many groups")
-    max_files: int | None = Field(default=None, gt=0, description="at most this many files per group")
+    max_files: int | None = Field(
+        default=None, gt=0, description="at most this many files per group"
+    )
 
     _parse_size = field_validator("target_size", mode="before")(_size)
 
     @model_validator(mode="after")
     def _one_strategy(self) -> Self:
         if self.groups is not None and (self.target_size or self.target_records):
-            raise ValueError("give either 'groups' or a target (target_size/target_records), not both")
+            raise ValueError(
+                "give either 'groups' or a target (target_size/target_records), not both"
+            )
         if self.groups is None and not (self.target_size or self.target_records or self.max_files):
             raise ValueError("give 'target_size', 'target_records', 'max_files' or 'groups'")
         return self
@@ -110,14 +114,19 @@ class JobSpec(_Spec):
 
     schema_version: Literal[1] = 1  # SPEC_SCHEMA_VERSION
     job_id: str | None = Field(default=None, description="default: the execution name")
-    source: str = Field(min_length=1, description="s3:// prefix, inventory manifest.json, listing, folder, or manifest summary")
+    source: str = Field(
+        min_length=1,
+        description="s3:// prefix, inventory manifest.json, listing, folder, or manifest summary",
+    )
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     count_records: bool = False
     partitioning: Partitioning = Partitioning(target_size=1_000_000_000)
     processor: ProcessorSpec
     reducer: ReducerSpec | None = None
-    output: str | None = Field(default=None, description="URI prefix for outputs; default: the work area")
+    output: str | None = Field(
+        default=None, description="URI prefix for outputs; default: the work area"
+    )
     limits: Limits = Limits()
     routing: Routing = Routing()
 
@@ -141,12 +150,15 @@ def parse_spec(document: str | bytes | dict[str, Any]) -> JobSpec:
     try:
         data = json.loads(document) if isinstance(document, str | bytes) else document
     except json.JSONDecodeError as exc:
-        raise SpecError(f"the job spec is not valid JSON: {exc}.", "check the JSON syntax.") from exc
+        raise SpecError(
+            f"the job spec is not valid JSON: {exc}.", "check the JSON syntax."
+        ) from exc
     try:
         return JobSpec.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(spec)'}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc']) or '(spec)'}: {err['msg']}"
+            for err in exc.errors()
         )
         raise SpecError(
             f"invalid job spec: {problems}.",

@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from parceler.errors import ProcessorError, SpecError
 from parceler.models import DATA_FILE_SCHEMA
 from parceler.processors import GroupContext, check_processor, run_group, top_words

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+
 from parceler.errors import ProcessorError, SpecError
 from parceler.models import DATA_FILE_SCHEMA
 from parceler.processors import (

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from parceler.errors import ProcessorError, SpecError
 from parceler.processors import reduce_values
 from parceler.spec import ReducerSpec

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+
 from parceler.errors import ObjectNotFoundError, ProcessorError, SpecError
 from parceler.models import DATA_FILE_SCHEMA
 from parceler.processors import GroupContext, run_group

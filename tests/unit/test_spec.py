@@ -13,7 +13,11 @@ from parceler.spec import JobSpec, parse_spec, spec_json_schema
 GOOD: dict[str, Any] = {
     "source": "s3://input/taxi/",
     "partitioning": {"target_size": "256MB", "max_files": 500},
-    "processor": {"kind": "builtin", "name": "csv-groupby", "options": {"column": "passenger_count"}},
+    "processor": {
+        "kind": "builtin",
+        "name": "csv-groupby",
+        "options": {"column": "passenger_count"},
+    },
     "reducer": {"name": "sum"},
     "limits": {"tolerated_failure_percent": 5, "max_concurrency": 20},
 }
