@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 from parceler import aws, storage
 from parceler.errors import ParcelerError, RetryableError
 from parceler.ledger import JobItem, JobNotFoundError, Ledger
+from parceler.manifest import read_summary
 from parceler.spec import JobSpec
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
@@ -160,24 +161,27 @@ def _progress(status: str, job: JobItem | None, elapsed: float) -> Progress:
 def _result(
     job_id: str, execution_arn: str, described: Any, job: JobItem | None, seconds: float
 ) -> JobResult:
-    output = json.loads(described.get("output") or "null")
-    final = output.get("final", {}) if isinstance(output, dict) else {}
+    """Counts come from the ledger; failed groups from the result manifest's details (the
+    aggregator writes them whether the job succeeded or failed on tolerance); error and
+    cause prefer the ledger's precise ones over the state machine's generic Fail."""
     attrs = job.attrs if job is not None else {}
-    value_uri = attrs.get("value_uri") or final.get("value_uri")
+    result_uri = attrs.get("result_uri")
+    details = read_summary(result_uri).details if result_uri else {}
+    value_uri = attrs.get("value_uri")
     return JobResult(
         job_id=job_id,
         status=str(described["status"]),
         execution_arn=execution_arn,
-        n_groups=int((job.n_groups if job else None) or final.get("n_groups") or 0),
-        groups_succeeded=job.n_succeeded if job else int(final.get("groups_succeeded") or 0),
-        groups_failed=job.n_failed if job else int(final.get("groups_failed") or 0),
-        result_uri=attrs.get("result_uri") or final.get("result_uri"),
+        n_groups=int((job.n_groups if job else None) or details.get("n_groups") or 0),
+        groups_succeeded=job.n_succeeded if job else int(details.get("groups_succeeded") or 0),
+        groups_failed=job.n_failed if job else int(details.get("groups_failed") or 0),
+        result_uri=result_uri,
         value_uri=value_uri,
         result=read_value(value_uri),
-        error=described.get("error") or attrs.get("error"),
-        cause=described.get("cause") or attrs.get("cause"),
+        error=attrs.get("error") or described.get("error"),
+        cause=attrs.get("cause") or described.get("cause"),
         seconds=seconds,
-        failed_groups=list(final.get("failed_groups") or []),
+        failed_groups=list(details.get("failed_groups") or []),
     )
 
 

@@ -201,8 +201,8 @@ class LocalAws:
     credentials, region, ``MOTO_PORT`` — moto's Step Functions interpreter calls back to
     ``localhost:$MOTO_PORT``), turns Step Functions execution on and, unless
     ``lambda_hook=False``, installs the in-process Lambda hook. On exit it stops the
-    server and restores the environment. moto's backends are process-global: two
-    ``LocalAws`` in one process share their state.
+    server and restores the environment. moto's backends are process-global: each start
+    resets them, so one ``LocalAws`` after another in a process starts from nothing.
 
     Attributes:
         endpoint_url: ``http://127.0.0.1:<port>`` once entered.
@@ -262,6 +262,9 @@ class LocalAws:
         self._saved_env = {key: os.environ.get(key) for key in overrides}
         os.environ.update(overrides)
         aws.reset_clients()
+        # moto's backends are process-global and outlive a server: start from nothing, so a
+        # second LocalAws in this process does not find the first one's resources.
+        self.reset()
         self._post("/moto-api/config", {"stepfunctions": {"execute_state_machine": True}})
         if self._lambda_hook:
             from parceler.local import lambda_hook

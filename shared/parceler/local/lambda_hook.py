@@ -109,7 +109,8 @@ def install(functions_dir: Path | None = None) -> None:
 
 
 def uninstall() -> None:
-    """Restore moto's own ``_invoke_lambda``."""
+    """Restore moto's own ``_invoke_lambda`` and forget the imported handlers (their
+    settings are cached from this stack's environment; the next stack has its own)."""
     global _original
     from moto.awslambda.models import LambdaFunction
 
@@ -117,6 +118,7 @@ def uninstall() -> None:
         if _original is not None:
             LambdaFunction._invoke_lambda = _original  # type: ignore[method-assign]
             _original = None
+    forget_handlers()
 
 
 def installed() -> bool:

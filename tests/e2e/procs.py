@@ -1,0 +1,40 @@
+"""Python processors for the local end-to-end tests (``kind="python"``, ``per="file"``).
+
+Worker processes import them as ``tests.e2e.procs:<name>``, so the repository root must
+be on their ``PYTHONPATH``. Each returns ``{"lines": n, "files": {basename: 1}}``: with the
+``sum`` reducer the job value counts every file it covered, so a file lost or counted
+twice shows in ``files`` (a missing key, or a 2), not only in the line total.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from parceler.errors import RetryableError
+from parceler.processors import FileRef
+
+SLOW_SECONDS = 0.4
+# A file whose name starts with one of these fails every time it is processed.
+PERMANENT_POISON = "poison-permanent"
+RETRYABLE_POISON = "poison-retryable"
+
+
+def line_count_value(name: str, data: bytes) -> dict[str, Any]:
+    """The value the processors below return for a file ``name`` holding ``data``."""
+    return {"lines": data.count(b"\n"), "files": {name: 1}}
+
+
+def slow_line_count(file: FileRef) -> dict[str, Any]:
+    """Sleep :data:`SLOW_SECONDS` (so groups are caught RUNNING), then count lines."""
+    time.sleep(SLOW_SECONDS)
+    return line_count_value(file.basename, file.read_bytes())
+
+
+def poison_line_count(file: FileRef) -> dict[str, Any]:
+    """Count lines; fail on poison files: a plain exception (permanent) or retryably."""
+    if file.basename.startswith(PERMANENT_POISON):
+        raise ValueError(f"cannot parse {file.basename}: simulated corrupt input")
+    if file.basename.startswith(RETRYABLE_POISON):
+        raise RetryableError(f"simulated transient fault reading {file.basename}")
+    return line_count_value(file.basename, file.read_bytes())
