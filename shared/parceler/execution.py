@@ -185,8 +185,10 @@ def _result(
     )
 
 
-def read_value(value_uri: str | None) -> Any:
-    """The reducer's value when it is small JSON; None when absent or too large to inline."""
-    if not value_uri or storage.object_size(value_uri) > INLINE_VALUE_BYTES:
+def read_value(value_uri: str | None, max_bytes: int | None = INLINE_VALUE_BYTES) -> Any:
+    """The reducer's value; None when absent or larger than ``max_bytes`` (None: any size)."""
+    if not value_uri:
+        return None
+    if max_bytes is not None and storage.object_size(value_uri) > max_bytes:
         return None
     return json.loads(storage.read_bytes(value_uri))

@@ -18,7 +18,7 @@ from rich.table import Table
 from parceler import storage
 from parceler.cli import err_console, friendly_errors
 from parceler.errors import SpecError
-from parceler.execution import JobResult, follow, start_job
+from parceler.execution import JobResult, follow, read_value, start_job
 from parceler.execution import Progress as JobProgress
 from parceler.ledger import Ledger
 from parceler.report import build_report, render_html
@@ -40,11 +40,14 @@ def spec_from_arguments(
     max_files: int | None,
     tolerate: float | None,
     job_id: str | None,
+    default_groups: int | None = None,
 ) -> JobSpec:
     """Build the job spec from a spec file, or from a source plus options.
 
     A ``.json`` argument holding a ``processor`` is a spec file; options then may only add
-    ``--job-id`` (the rest lives in the file). Anything else is the source.
+    ``--job-id`` (the rest lives in the file). Anything else is the source; with no
+    partitioning option it is packed into ``default_groups`` groups when given (the local
+    mode passes 4 per worker, so no worker idles behind one 1 GB group).
 
     Raises:
         SpecError: a bad spec file, or options that do not make a spec.
@@ -92,6 +95,8 @@ def spec_from_arguments(
     }
     if any(v is not None for v in partitioning.values()):
         document["partitioning"] = {k: v for k, v in partitioning.items() if v is not None}
+    elif default_groups is not None:
+        document["partitioning"] = {"groups": default_groups}
     if tolerate is not None:
         document["limits"] = {"tolerated_failure_percent": tolerate}
     return parse_spec(document)
@@ -201,6 +206,7 @@ def register(app: typer.Typer) -> None:
             source_or_spec, processor=processor, shell=shell, options=option or [], per=per,
             reducer=reducer, target_size=target_size, target_records=target_records,
             groups=groups, max_files=max_files, tolerate=tolerate, job_id=job_id,
+            default_groups=4 * workers if local else None,
         )  # fmt: skip
         the_job_id = spec.job_id or new_job_id()
         with ExitStack() as stack:
@@ -218,6 +224,12 @@ def register(app: typer.Typer) -> None:
             ledger = Ledger(table)
             arn = start_job(spec, the_job_id, machine)
             result = _follow_with_progress(arn, the_job_id, ledger, quiet=as_json, timeout=timeout)
+            # Read the whole value while the work area exists (the local one ends with us).
+            saved = (
+                {**result.to_json(), "result": read_value(result.value_uri, None)}
+                if save_result
+                else None
+            )
             if report is not None:
                 job = ledger.get_job(the_job_id)
                 report.parent.mkdir(parents=True, exist_ok=True)
@@ -226,7 +238,7 @@ def register(app: typer.Typer) -> None:
                 )
         if save_result is not None:
             save_result.parent.mkdir(parents=True, exist_ok=True)
-            save_result.write_text(json.dumps(result.to_json(), indent=2), encoding="utf-8")
+            save_result.write_text(json.dumps(saved, indent=2), encoding="utf-8")
         if as_json:
             typer.echo(json.dumps(result.to_json()))
         else:
