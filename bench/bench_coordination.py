@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from parceler import aws
+from parceler import aws, ledger
 from parceler.jobs import plan_job
 from parceler.ledger import Ledger
 from parceler.runner import RunnerOptions, run_loop
@@ -79,18 +79,7 @@ def _start_moto() -> Any:
 def _resources() -> PlannerSettings:
     aws.client("s3").create_bucket(Bucket="work")
     aws.client("s3").create_bucket(Bucket="src")
-    aws.client("dynamodb").create_table(
-        TableName="ledger",
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    ledger.create_table("ledger")
     sqs = aws.client("sqs")
     dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]

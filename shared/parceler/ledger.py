@@ -79,6 +79,27 @@ class JobNotFoundError(LedgerError):
     """No job item for this job id."""
 
 
+def create_table(name: str) -> None:
+    """Create a ledger table as the CDK stack declares it: ``pk``/``sk`` strings, on-demand,
+    TTL on ``expires_at``. For the local mode and tests (on AWS the stack owns the table)."""
+    ddb = aws.client("dynamodb")
+    ddb.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    ddb.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+    )
+
+
 def job_key(job_id: str) -> dict[str, Any]:
     """The key of a job item."""
     return {"pk": {"S": f"job#{job_id}"}, "sk": {"S": "job"}}

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from parceler import aws
+from parceler import aws, ledger
 from parceler.queue import ReceivedMessage, receive
 from parceler.settings import DeadLetterSettings, PlannerSettings, WorkerSettings
 from parceler.spec import JobSpec
@@ -49,18 +49,7 @@ def _arn(url: str) -> str:
 def create_resources(*, visibility: int = 30, max_receive: int = 3) -> Resources:
     """Create the work bucket, the ledger table and both work queues with their DLQs."""
     aws.client("s3").create_bucket(Bucket=WORK_BUCKET)
-    aws.client("dynamodb").create_table(
-        TableName=LEDGER_TABLE,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    ledger.create_table(LEDGER_TABLE)
     urls: dict[str, str] = {}
     for role in ("lambda", "container"):
         dlq = _queue(f"parceler-{role}-dlq", visibility=visibility, dlq_arn=None, max_receive=0)

@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from parceler import aws, storage
+from parceler import ledger, storage
 from parceler.aggregate import INLINE_VALUE_BYTES, finalize, reduce_batch
 from parceler.ledger import Ledger, NewGroup
 from parceler.manifest import read_manifest, write_manifest
@@ -22,18 +22,7 @@ TABLE = "ledger"
 
 @pytest.fixture
 def settings(bucket: str) -> AggregatorSettings:
-    aws.client("dynamodb").create_table(
-        TableName=TABLE,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    ledger.create_table(TABLE)
     return AggregatorSettings.from_env(
         {"PARCELER_LEDGER_TABLE": TABLE, "PARCELER_WORK_BUCKET": bucket}
     )

@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
+from parceler import ledger
 from parceler.local.emulator import LocalAws
 
 pytestmark = pytest.mark.functional
@@ -134,18 +135,7 @@ def test_two_receivers_never_share_a_message_inside_its_visibility_window(fresh:
 
 def test_concurrent_dynamodb_add_updates_lose_none(fresh: LocalAws) -> None:
     ddb = boto3.client("dynamodb")
-    ddb.create_table(
-        TableName="ledger",
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    ledger.create_table("ledger")
     adders = [_spawn(fresh, _ADDER, {"table": "ledger", "n": 100}) for _ in range(4)]
     for process in adders:
         _collect(process)

@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from parceler import aws
+from parceler import ledger
 from parceler.cli import report
 from parceler.ledger import Claim, Ledger, NewGroup
 
@@ -30,18 +30,7 @@ def _app() -> typer.Typer:
 
 
 def _table() -> None:
-    aws.client("dynamodb").create_table(
-        TableName=TABLE,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    ledger.create_table(TABLE)
 
 
 def _run_job(ledger: Ledger) -> None:

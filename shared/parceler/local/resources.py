@@ -25,7 +25,7 @@ from typing import Any
 
 import boto3
 
-from parceler import aws, state_machine
+from parceler import aws, ledger, state_machine
 from parceler.local.lambda_hook import ROLE_VARIABLE
 from parceler.settings import (
     AggregatorSettings,
@@ -129,26 +129,11 @@ def create_local_stack(
     Returns:
         The names, URLs and ARNs.
     """
-    s3, ddb, sqs = aws.client("s3"), aws.client("dynamodb"), aws.client("sqs")
+    s3, sqs = aws.client("s3"), aws.client("sqs")
     work_bucket = f"{prefix}-work"
     s3.create_bucket(Bucket=work_bucket)
     ledger_table = f"{prefix}-ledger"
-    ddb.create_table(
-        TableName=ledger_table,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    ddb.update_time_to_live(
-        TableName=ledger_table,
-        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
-    )
+    ledger.create_table(ledger_table)
 
     def queue_pair(name: str, visibility: int) -> tuple[str, str]:
         dlq_url = sqs.create_queue(
