@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+ASL_VALIDATOR_VERSION := 4.0.0
 
 .PHONY: install test test-fast lint format demo synth bench clean
 
@@ -13,6 +14,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[infra,dev]"
+	# npm tools the tests use: the ASL validator checks the state machine definition.
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/npm asl-validator@$(ASL_VALIDATOR_VERSION)
 	touch $(STAMP)
 
 ## make test: the whole suite (unit, functional on moto, infra, local end to end).

@@ -20,6 +20,7 @@ LOCAL = {
     "LedgerTableName": "ledger",
 }
 ASL_VALIDATOR = "asl-validator@4.0.0"
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -168,16 +169,21 @@ def test_the_definition_file_is_packaged() -> None:
 
 
 def test_asl_validator_accepts_the_definition(tmp_path: Path) -> None:
-    """Validates with the npm ``asl-validator`` from the npm cache (never the network)."""
-    npx = shutil.which("npx")
-    if npx is None:
-        pytest.skip("npx is not installed")
+    """Validates with the npm ``asl-validator`` that ``make`` installs into ``.venv/npm``.
+
+    Outside ``make`` (no such folder) it falls back to the npm cache, never the network.
+    """
     target = tmp_path / "job.asl.json"
     target.write_text(state_machine.definition(LOCAL))
-    command = [npx, "--offline", "--yes", ASL_VALIDATOR, "--json-path", str(target), "--silent"]
+    installed = REPO / ".venv" / "npm" / "node_modules" / ".bin" / "asl-validator"
+    if installed.exists():
+        command = [str(installed), "--json-path", str(target), "--silent"]
+    else:
+        npx = shutil.which("npx")
+        if npx is None:
+            pytest.skip("neither .venv/npm (make install) nor npx is there")
+        command = [npx, "--offline", "--yes", ASL_VALIDATOR, "--json-path", str(target), "--silent"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     if result.returncode != 0 and "ENOTCACHED" in result.stderr + result.stdout:
-        pytest.skip(
-            f"{ASL_VALIDATOR} is not in the npm cache: run `npx --yes {ASL_VALIDATOR} --help` once"
-        )
+        pytest.skip(f"{ASL_VALIDATOR} is not installed: run `make install`")
     assert result.returncode == 0, result.stdout + result.stderr
