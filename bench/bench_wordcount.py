@@ -62,6 +62,7 @@ WORD = re.compile(__PATTERN__)
 PATHS = __PATHS__
 CHUNK = __CHUNK__
 WORKERS = __WORKERS__
+VERSION = __VERSION__
 
 
 def count(paths):
@@ -85,7 +86,7 @@ def main():
     config = {
         "lithops": {"backend": "localhost", "storage": "localhost", "log_level": "WARNING"},
         # The runtime must be this venv's Python: the default is "python" on PATH.
-        "localhost": {"runtime": sys.executable, "worker_processes": WORKERS},
+        "localhost": {"runtime": sys.executable, "worker_processes": WORKERS, "version": VERSION},
     }
     chunks = [PATHS[i : i + CHUNK] for i in range(0, len(PATHS), CHUNK)]
     started = time.perf_counter()
@@ -199,12 +200,19 @@ def run_parceler(folder: Path, workers: int, repeat: int, target_size: str | Non
     return variant
 
 
-def run_lithops(files: list[Path], python: str, workers: int, chunk: int, repeat: int) -> Variant:
-    """(c): Lithops localhost map_reduce in its own venv, or why it could not run."""
+def run_lithops(
+    files: list[Path], python: str, workers: int, chunk: int, repeat: int, version: int = 1
+) -> Variant:
+    """(c): Lithops localhost map_reduce in its own venv, or why it could not run.
+
+    ``version`` picks the localhost backend: 1 (one process per job; what the target names)
+    or 2 (Lithops 3.8's default: a fresh interpreter per call).
+    """
     variant = Variant(
-        f"lithops localhost (chunk {chunk})",
+        f"lithops localhost v{version} (chunk {chunk})",
         f"{python} <script>: FunctionExecutor(backend='localhost', storage='localhost'),"
-        f" worker_processes={workers}, map_reduce over {len(files)} files, {chunk} per call",
+        f" localhost version {version}, worker_processes={workers},"
+        f" map_reduce over {len(files)} files, {chunk} per call",
     )
     if not Path(python).exists():
         variant.skipped = (
@@ -217,6 +225,7 @@ def run_lithops(files: list[Path], python: str, workers: int, chunk: int, repeat
         .replace("__PATHS__", json.dumps([str(p.resolve()) for p in files]))
         .replace("__CHUNK__", str(chunk))
         .replace("__WORKERS__", str(workers))
+        .replace("__VERSION__", str(version))
     )
     with tempfile.TemporaryDirectory(prefix="bench-lithops-") as tmp:
         path = Path(tmp) / "lithops_wordcount.py"
@@ -266,6 +275,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=1, help="runs per variant (best is used)")
     parser.add_argument("--lithops-python", default=DEFAULT_LITHOPS_PYTHON)
+    parser.add_argument("--lithops-version", type=int, choices=(1, 2), default=1,
+                        help="localhost backend version (the target names version 1)")  # fmt: skip
     parser.add_argument("--lithops-chunk", type=int, action="append",
                         help="files per Lithops call (repeatable; default 1)")  # fmt: skip
     parser.add_argument("--parceler-target-size", action="append",
@@ -289,7 +300,14 @@ def main() -> None:
     if not args.skip_lithops:
         for chunk in args.lithops_chunk or [1]:
             variants.append(
-                run_lithops(files, args.lithops_python, args.workers, chunk, args.repeat)
+                run_lithops(
+                    files,
+                    args.lithops_python,
+                    args.workers,
+                    chunk,
+                    args.repeat,
+                    args.lithops_version,
+                )
             )
     checks = {v.name: _check(serial.words, v) for v in variants}
     parceler_best = min((v.best for v in variants[1:] if v.name.startswith("parceler") and v.best),
