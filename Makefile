@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[infra,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[infra,dev,report]"
 	# npm tools the tests use: the ASL validator checks the state machine definition.
 	npm install --silent --no-audit --no-fund --prefix $(VENV)/npm asl-validator@$(ASL_VALIDATOR_VERSION)
 	touch $(STAMP)

@@ -105,7 +105,8 @@ def run_loop(
         Counts of outcomes.
     """
     stop = stop if stop is not None else threading.Event()
-    restore = _install_sigterm(stop)
+    polling = threading.Event()  # set while the loop only waits for a message
+    restore = _install_sigterm(stop, polling)
     stats = RunStats()
     me = worker_id(index)
     urls = options.queue_urls
@@ -124,7 +125,11 @@ def run_loop(
                 if left <= 0:
                     break
                 wait = min(wait, max(1, int(left)))
-            messages = queue.receive(url, max_messages=1, wait_seconds=wait)
+            try:
+                polling.set()
+                messages = queue.receive(url, max_messages=1, wait_seconds=wait)
+            finally:
+                polling.clear()
             if not messages:
                 turn += 1  # stay on a queue while it has work; move on when it is empty
                 continue
@@ -140,6 +145,10 @@ def run_loop(
                 break
             stats.outcomes[outcome.status] += 1
             idle_since = time.monotonic()
+    except _StopWhilePolling:
+        # Stopped in a wait: no group in progress. (A message received in the instant
+        # before the signal is not lost: it reappears after its visibility timeout.)
+        pass
     finally:
         restore()
     return stats
@@ -194,13 +203,22 @@ def _run_one(
     return result
 
 
-def _install_sigterm(stop: threading.Event) -> Callable[[], None]:
-    """Make SIGTERM set ``stop`` (main thread only); return a function restoring the old handler."""
+class _StopWhilePolling(BaseException):
+    """SIGTERM arrived while the loop only waited for a message: nothing to finish or
+    release, so the wait is cut short instead of running out (a BaseException, so that no
+    retry handler in botocore swallows it)."""
+
+
+def _install_sigterm(stop: threading.Event, polling: threading.Event) -> Callable[[], None]:
+    """Make SIGTERM set ``stop`` (main thread only), and end a wait for a message at once;
+    return a function restoring the old handler."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
         stop.set()
+        if polling.is_set():
+            raise _StopWhilePolling
 
     previous = signal.signal(signal.SIGTERM, on_signal)
 
@@ -244,7 +262,7 @@ def run(
     for child in children:
         child.start()
     stop = stop if stop is not None else threading.Event()
-    restore = _install_sigterm(stop)
+    restore = _install_sigterm(stop, threading.Event())  # the parent never polls
     total = RunStats()
     try:
         collected = 0

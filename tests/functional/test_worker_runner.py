@@ -109,6 +109,28 @@ def test_sigterm_lets_a_group_finish_within_the_grace_period(resources: Resource
     assert receive(resources.lambda_queue_url, wait_seconds=0) == []
 
 
+def test_sigterm_stops_an_idle_worker_without_waiting_out_its_long_poll(
+    resources: Resources,
+) -> None:
+    seed_source(1)
+    plan_job(group_spec(), "job-idle", resources.planner)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SCRIPT, "worker", "--queue", resources.lambda_queue_url,
+         "--wait-seconds", "20"],
+        env=_env(resources),
+    )  # fmt: skip
+    ledger = Ledger(resources.worker.ledger_table)
+    for _ in range(1200):  # its one group done, the worker is back in a 20 s receive
+        group = ledger.get_group("job-idle", 0)
+        if group is not None and group.status == "SUCCEEDED":
+            break
+        time.sleep(0.05)
+    time.sleep(1)
+    proc.send_signal(signal.SIGTERM)
+    # Waiting out the poll would take up to 20 s: it must stop well before that.
+    assert proc.wait(timeout=10) == 0
+
+
 def test_status_shows_counts_and_failed_groups(
     make_resources: Callable[..., Resources],
 ) -> None:

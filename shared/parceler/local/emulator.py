@@ -255,7 +255,10 @@ class LocalAws:
         port = int(self._server.server_port)
         self.endpoint_url = f"http://{self._host}:{port}"
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="parceler-local-aws", daemon=True
+            # A short poll: shutdown() waits for the loop to notice (default 0.5 s).
+            target=lambda: self._server.serve_forever(poll_interval=0.05),
+            name="parceler-local-aws",
+            daemon=True,
         )
         self._thread.start()
         overrides = {**self.env(), "MOTO_PORT": str(port)}
