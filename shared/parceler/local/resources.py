@@ -14,16 +14,12 @@ container runner instead, so visibility timeouts and DLQ redrive are real.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import io
 import json
-import os
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-import boto3
 
 from parceler import aws, ledger, state_machine
 from parceler.local.lambda_hook import ROLE_VARIABLE
@@ -155,21 +151,6 @@ def create_local_stack(
     lambda_url, lambda_dlq = queue_pair("lambda", lambda_visibility_seconds)
     container_url, container_dlq = queue_pair("container", container_visibility_seconds)
 
-    if when_queues_ready is not None:
-        when_queues_ready(
-            LocalStack(
-                prefix=prefix,
-                work_bucket=work_bucket,
-                ledger_table=ledger_table,
-                lambda_queue_url=lambda_url,
-                container_queue_url=container_url,
-                lambda_dead_letter_queue_url=lambda_dlq,
-                container_dead_letter_queue_url=container_dlq,
-                state_machine_arn="(not yet created)",
-            )
-        )
-    role_arn = _role(prefix)
-    lambdas = _client("lambda")
     draft = LocalStack(
         prefix=prefix,
         work_bucket=work_bucket,
@@ -180,6 +161,10 @@ def create_local_stack(
         container_dead_letter_queue_url=container_dlq,
         state_machine_arn="(created below)",
     )
+    if when_queues_ready is not None:
+        when_queues_ready(draft)
+    role_arn = _role(prefix)
+    lambdas = aws.client("lambda")
     arns = {
         role: _function(lambdas, prefix, role, draft.env(role), role_arn, function_timeout_seconds)
         for role in ROLES
@@ -202,21 +187,8 @@ def create_local_stack(
     return dataclasses.replace(draft, function_arns=arns)
 
 
-def _client(service: str) -> Any:
-    """Lambda and IAM clients (local mode only; :mod:`parceler.aws` serves the runtime's services).
-
-    Cached per endpoint: building a client costs ~0.6 s here.
-    """
-    return _cached_client(service, os.environ.get("AWS_ENDPOINT_URL"))
-
-
-@functools.cache
-def _cached_client(service: str, endpoint_url: str | None) -> Any:
-    return boto3.session.Session().client(service, endpoint_url=endpoint_url)  # type: ignore[call-overload]
-
-
 def _role(prefix: str) -> str:
-    role = _client("iam").create_role(
+    role = aws.client("iam").create_role(
         RoleName=f"{prefix}-local", AssumeRolePolicyDocument=_ASSUME_LAMBDA
     )
     return str(role["Role"]["Arn"])
