@@ -17,18 +17,9 @@ from parceler.errors import ProcessorError, SpecError
 from parceler.models import DATA_FILE_SCHEMA
 from parceler.processors import GroupContext, check_processor, run_group, top_words
 from parceler.spec import ProcessorSpec, ReducerSpec
+from tests.unit.files import local_files as _files
 
 SUM = ReducerSpec(name="sum")
-
-
-def _files(tmp_path: Path, contents: dict[str, bytes]) -> pa.Table:
-    rows = []
-    for name, body in contents.items():
-        path = tmp_path / "in" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(body)
-        rows.append({"uri": str(path), "size": len(body), "n_record": None, "etag": None})
-    return pa.Table.from_pylist(rows, schema=DATA_FILE_SCHEMA)
 
 
 def _ctx(tmp_path: Path) -> GroupContext:

@@ -7,7 +7,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 
 from parceler.errors import ProcessorError, SpecError
@@ -19,6 +18,7 @@ from parceler.processors import (
     run_group,
 )
 from parceler.spec import ProcessorSpec, ReducerSpec
+from tests.unit.files import local_files as _files
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -45,16 +45,6 @@ def escape(files, ctx):
 def group_boom(files, ctx):
     raise RuntimeError("group broke")
 """
-
-
-def _files(tmp_path: Path, contents: dict[str, bytes]) -> pa.Table:
-    rows = []
-    for name, body in contents.items():
-        path = tmp_path / "in" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(body)
-        rows.append({"uri": str(path), "size": len(body), "n_record": None, "etag": None})
-    return pa.Table.from_pylist(rows, schema=DATA_FILE_SCHEMA)
 
 
 @pytest.fixture

@@ -13,16 +13,7 @@ from parceler.models import DATA_FILE_SCHEMA
 from parceler.processors import GroupContext, run_group
 from parceler.processors.shell import STDERR_TAIL_BYTES
 from parceler.spec import ProcessorSpec, ReducerSpec
-
-
-def _files(tmp_path: Path, contents: dict[str, bytes]) -> pa.Table:
-    rows = []
-    for name, body in contents.items():
-        path = tmp_path / "in" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(body)
-        rows.append({"uri": str(path), "size": len(body), "n_record": None, "etag": None})
-    return pa.Table.from_pylist(rows, schema=DATA_FILE_SCHEMA)
+from tests.unit.files import local_files as _files
 
 
 def _ctx(tmp_path: Path) -> GroupContext:
