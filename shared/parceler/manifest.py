@@ -32,7 +32,7 @@ from parceler.errors import (
     ObjectNotFoundError,
 )
 from parceler.fingerprint import fingerprint
-from parceler.models import DATA_FILE_SCHEMA, SCHEMA_VERSION, ManifestSummary
+from parceler.models import DATA_FILE_SCHEMA, SCHEMA_VERSION, ManifestSummary, validation_problems
 
 S3MANIFESTO_FORMAT = "s3manifesto-1.0"
 _S3MANIFESTO_KEYS = frozenset({"manifest", "size", "n_record", "fingerprint", "details"})
@@ -319,10 +319,7 @@ def _parse_summary(summary_uri: str, raw: dict[str, Any]) -> ManifestSummary:
     try:
         return ManifestSummary.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = validation_problems(exc, "<root>")
         raise ManifestError(
             f"{summary_uri} is not a parceler manifest summary: {problems}",
             "Point at a summary written by parceler (or by s3manifesto 1.0).",

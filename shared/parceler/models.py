@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 SCHEMA_VERSION = 1
 
@@ -64,3 +64,10 @@ class ManifestSummary(Frozen):
 def empty_table() -> pa.Table:
     """A table of zero data files with the canonical schema."""
     return DATA_FILE_SCHEMA.empty_table()
+
+
+def validation_problems(exc: ValidationError, root: str) -> str:
+    """``field.path: message; ...`` for every error, ``root`` naming the whole document."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or root}: {err['msg']}" for err in exc.errors()
+    )

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from parceler.errors import SpecError
+from parceler.models import validation_problems
 from parceler.units import parse_size
 
 SPEC_SCHEMA_VERSION = 1
@@ -156,10 +157,7 @@ def parse_spec(document: str | bytes | dict[str, Any]) -> JobSpec:
     try:
         return JobSpec.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(spec)'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = validation_problems(exc, "(spec)")
         raise SpecError(
             f"invalid job spec: {problems}.",
             "fix the named field(s); `parceler spec-schema` prints the schema.",
