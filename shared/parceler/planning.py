@@ -47,29 +47,20 @@ class Plan:
     def n_groups(self) -> int:
         return self.partition.n_groups
 
-    def group_table(self, index: int) -> pa.Table:
-        """The data files of group ``index`` (in the master table's order)."""
-        start, stop = int(self.offsets[index]), int(self.offsets[index + 1])
-        return self.table.take(pa.array(self.order[start:stop]))
-
     def by_group(self) -> pa.Table:
         """The master table reordered group by group: group ``g`` is rows
         ``offsets[g]:offsets[g+1]``, so each group is a zero-copy slice (one take in all)."""
         return self.table.take(pa.array(self.order))
 
     def groups(self) -> Iterator[GroupStats]:
-        """Per-group totals, in group order."""
-        sizes = self.table.column("size").to_numpy()
-        records = self.table.column("n_record")
-        has_records = records.null_count == 0 and len(records) > 0
-        rec = records.to_numpy() if has_records else None
+        """Per-group totals, in group order (the partitioner's, not summed again)."""
+        part = self.partition
         for g in range(self.n_groups):
-            rows = self.order[int(self.offsets[g]) : int(self.offsets[g + 1])]
             yield GroupStats(
                 index=g,
-                n_files=len(rows),
-                size=int(sizes[rows].sum()),
-                n_record=int(rec[rows].sum()) if rec is not None else None,
+                n_files=int(part.n_files[g]),
+                size=int(part.size[g]),
+                n_record=None if part.n_record is None else int(part.n_record[g]),
             )
 
     def oversized_uris(self) -> list[str]:
@@ -87,11 +78,7 @@ def plan_files(table: pa.Table, limits: Limits) -> Plan:
         SpecError: the limits are invalid (from the partitioner).
     """
     part = partition(table, limits)
-    group_of = np.asarray(part.group_of)
-    order = np.argsort(group_of, kind="stable")
-    counts = np.bincount(group_of, minlength=part.n_groups)
-    offsets = np.zeros(part.n_groups + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
+    order, offsets = part.rows_by_group()
     return Plan(table=table, limits=limits, partition=part, order=order, offsets=offsets)
 
 
