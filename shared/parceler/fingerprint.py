@@ -34,6 +34,7 @@ faster sort yields the same order. Imports no boto3.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -66,8 +67,56 @@ def fingerprint(table: pa.Table) -> str:
     Raises:
         ValueError: a column is missing, has the wrong type, or ``uri``/``size`` hold nulls.
     """
+    return fingerprints(table, [0, table.num_rows])[0]
+
+
+def fingerprints(table: pa.Table, offsets: Sequence[int] | npt.NDArray[np.int64]) -> list[str]:
+    """Return the fingerprint of each row range ``offsets[i]:offsets[i + 1]`` of ``table``.
+
+    The same as :func:`fingerprint` of each slice, but the columns are checked and cast
+    once, and one vectorised pass finds the ranges already in canonical order (a plan's
+    groups are: see :func:`canonical_order`), which need no sort. The planner fingerprints
+    tens of thousands of groups this way.
+
+    Raises:
+        ValueError: as for :func:`fingerprint`, or ``offsets`` do not rise within the table.
+    """
+    bounds = np.asarray(offsets, dtype=np.int64)
+    if (
+        len(bounds) < 1
+        or bounds[0] < 0
+        or bounds[-1] > table.num_rows
+        or (np.diff(bounds) < 0).any()
+    ):
+        raise ValueError(f"fingerprints: offsets must rise within 0..{table.num_rows}")
     uri, size, etag = _canonical_columns(table)
-    order = _canonical_order(uri, size, etag)
+    # unordered[i] = how many of the first i neighbour pairs are not strictly increasing.
+    unordered = np.zeros(max(len(uri), 1), dtype=np.int64)
+    if len(uri) > 1:
+        rising = pc.greater(uri.slice(1), uri.slice(0, len(uri) - 1))
+        np.cumsum(~rising.to_numpy(zero_copy_only=False), out=unordered[1:])
+    results = []
+    for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        count = stop - start
+        parts = uri.slice(start, count), size.slice(start, count), etag.slice(start, count)
+        in_order = count < 2 or unordered[stop - 1] == unordered[start]
+        results.append(_digest(*parts, in_order=in_order))
+    return results
+
+
+def canonical_order(table: pa.Table) -> npt.NDArray[np.int64] | None:
+    """Row indices that put ``table`` in fingerprint order (uri, then size, then etag), or
+    None if its uris already strictly increase (then no sort is needed).
+
+    Raises:
+        ValueError: as for :func:`fingerprint`.
+    """
+    return _canonical_order(*_canonical_columns(table))
+
+
+def _digest(uri: pa.Array, size: pa.Array, etag: pa.Array, *, in_order: bool) -> str:
+    """Hash checked, cast columns (see :func:`_canonical_columns`) in canonical order."""
+    order = None if in_order else _canonical_order(uri, size, etag)
     if order is not None:
         indices = pa.array(order)
         uri, size, etag = uri.take(indices), size.take(indices), etag.take(indices)

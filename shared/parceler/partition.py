@@ -162,12 +162,16 @@ class Partition:
     size: IntArray
     n_record: IntArray | None
 
-    def rows_by_group(self) -> tuple[IntArray, IntArray]:
+    def rows_by_group(self, within: IntArray | None = None) -> tuple[IntArray, IntArray]:
         """Rows sorted by group: group ``g`` is ``rows[offsets[g]:offsets[g + 1]]``.
 
-        Within a group, rows keep input order. O(n log n).
+        Within a group, rows keep the order they have in ``within`` (a permutation of the
+        row indices; default: input order). O(n log n).
         """
-        rows = np.argsort(self.group_of, kind="stable").astype(np.int64)
+        if within is None:
+            rows = np.argsort(self.group_of, kind="stable").astype(np.int64)
+        else:
+            rows = within[np.argsort(self.group_of[within], kind="stable")].astype(np.int64)
         offsets = np.zeros(self.n_groups + 1, dtype=np.int64)
         np.cumsum(self.n_files, out=offsets[1:])
         return rows, offsets

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from itertools import pairwise
 
 import pyarrow as pa
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from parceler import fingerprint as fp_module
-from parceler.fingerprint import PREFIX, fingerprint
+from parceler.fingerprint import PREFIX, canonical_order, fingerprint, fingerprints
 from parceler.models import DATA_FILE_SCHEMA
 
 Row = tuple[str, int, str | None]
@@ -58,6 +59,33 @@ def test_chunking_does_not_matter(rows: list[Row]) -> None:
     half = len(rows) // 2
     chunked = pa.concat_tables([whole.slice(0, half), whole.slice(half)])
     assert fingerprint(chunked) == fingerprint(whole)
+
+
+@given(rows_st, st.lists(st.integers(min_value=0, max_value=30), max_size=6), st.booleans())
+def test_fingerprints_of_ranges_equal_fingerprints_of_slices(
+    rows: list[Row], cuts: list[int], canonical: bool
+) -> None:
+    whole = table(rows)
+    if canonical and (order := canonical_order(whole)) is not None:
+        whole = whole.take(pa.array(order))  # the planner's case: ranges already in order
+    offsets = [0, *sorted(min(c, len(rows)) for c in cuts), len(rows)]
+    expected = [fingerprint(whole.slice(a, b - a)) for a, b in pairwise(offsets)]
+    assert fingerprints(whole, offsets) == expected
+
+
+@pytest.mark.parametrize("offsets", [[0, 3], [1, 0], [-1, 1], [0, 1, 0]])
+def test_fingerprints_reject_offsets_outside_the_table(offsets: list[int]) -> None:
+    with pytest.raises(ValueError, match="offsets must rise"):
+        fingerprints(table([("a", 1, None), ("b", 2, None)]), offsets)
+
+
+def test_canonical_order_is_none_for_sorted_rows_and_sorts_the_rest() -> None:
+    rows: list[Row] = [("b", 1, None), ("a", 2, "x"), ("a", 1, None)]
+    order = canonical_order(table(rows))
+    assert order is not None and [rows[i] for i in order] == sorted(
+        rows, key=lambda r: (r[0], r[1])
+    )
+    assert canonical_order(table([("a", 2, None), ("b", 1, None)])) is None
 
 
 @given(unique_rows_st.filter(bool), st.data())
