@@ -17,6 +17,10 @@ class ParcelerError(Exception):
         self.fix = fix
         super().__init__(problem if fix is None else f"{problem} Fix: {fix}")
 
+    def __reduce__(self) -> tuple[type[ParcelerError], tuple[str, str | None]]:
+        # Keep problem and fix apart across processes (the planner's writer processes).
+        return type(self), (self.problem, self.fix)
+
 
 class PermanentError(ParcelerError):
     """Running the same step again will fail the same way."""

@@ -28,7 +28,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Literal, NoReturn, Protocol, cast
+from typing import TYPE_CHECKING, BinaryIO, Literal, NoReturn, Protocol, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
@@ -197,6 +197,10 @@ def _raise_mapped(exc: Exception, uri: str, action: str) -> NoReturn:
 
 
 def _raise_local(exc: OSError, uri: str, action: str) -> NoReturn:
+    if action == "write" and isinstance(exc, NotADirectoryError | FileExistsError):
+        raise StorageError(
+            f"write {uri}: a folder on its path is a file.", "Choose another path."
+        ) from exc
     if isinstance(exc, FileNotFoundError | NotADirectoryError):
         raise ObjectNotFoundError(f"{action} {uri}: no such file.", "Check the path.") from exc
     if isinstance(exc, IsADirectoryError):
@@ -377,6 +381,7 @@ def write_bytes(
     *,
     content_type: str | None = None,
     if_none_match: bool = False,
+    in_place: bool = False,
 ) -> None:
     """Write ``data`` to ``uri``, replacing any object there unless ``if_none_match``.
 
@@ -386,8 +391,12 @@ def write_bytes(
         content_type: the S3 ``Content-Type`` (ignored for local files).
         if_none_match: write only if nothing exists yet: S3 ``IfNoneMatch="*"``; locally an
             exclusive create (a hard link of the finished temp file, so it is atomic too).
+        in_place: locally, write the file directly instead of a temp file renamed into place
+            (a crash can leave it half-written): for many objects committed together by a
+            later atomic write. No effect on S3, where a PUT is always atomic.
 
-    Local writes create missing parent folders and are atomic (temp file + rename).
+    Local writes create missing parent folders and are atomic (temp file + rename) unless
+    ``in_place``.
 
     Raises:
         ConflictError: ``if_none_match`` and the object already exists.
@@ -407,16 +416,38 @@ def write_bytes(
         except (ClientError, BotoCoreError) as exc:
             _raise_mapped(exc, uri, "write")
         return
-    _write_local(Path(parsed.path), uri, lambda handle: handle.write(data), exclusive=if_none_match)
+    _write_local(
+        Path(parsed.path),
+        uri,
+        lambda handle: handle.write(data),
+        exclusive=if_none_match,
+        in_place=in_place,
+    )
 
 
 def _write_local(
-    path: Path, uri: str, fill: Callable[[BinaryIO], object], *, exclusive: bool
+    path: Path,
+    uri: str,
+    fill: Callable[[BinaryIO], object],
+    *,
+    exclusive: bool,
+    in_place: bool = False,
 ) -> int:
-    """Write via ``fill`` to a temp file beside ``path``, then move it there; return its size."""
+    """Write via ``fill`` to a temp file beside ``path``, then move it there; return its size.
+
+    ``in_place`` writes straight to ``path`` instead (no temp file, no rename): for callers
+    whose own last write is the commit (a plan's index), saving two file-system calls.
+    The folder is created only when the first attempt finds it missing.
+    """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        if in_place and not exclusive:
+            with _open_creating_folder(path, lambda: path.open("wb")) as handle:
+                fill(handle)
+                return handle.tell()
+        fd, tmp_name = _open_creating_folder(
+            path,
+            lambda: tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent),
+        )
     except OSError as exc:
         _raise_local(exc, uri, "write")
     tmp = Path(tmp_name)
@@ -437,6 +468,18 @@ def _write_local(
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     return size
+
+
+_Opened = TypeVar("_Opened")
+
+
+def _open_creating_folder(path: Path, open_it: Callable[[], _Opened]) -> _Opened:
+    """``open_it()``, creating ``path``'s folder first if the first attempt finds it missing."""
+    try:
+        return open_it()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open_it()
 
 
 @dataclass(frozen=True, slots=True)

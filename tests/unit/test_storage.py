@@ -106,6 +106,34 @@ def test_local_if_none_match_is_an_exclusive_create(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["claim.json"]
 
 
+def test_local_in_place_write_creates_parents_and_leaves_no_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    renames: list[Path] = []
+    monkeypatch.setattr(Path, "replace", lambda self, other: renames.append(other))
+    uri = str(tmp_path / "a" / "b" / "c.bin")
+    storage.write_bytes(uri, b"hello", in_place=True)
+    storage.write_bytes(uri, b"bye", in_place=True)
+    assert storage.read_bytes(uri) == b"bye"
+    assert renames == []  # written directly, not through a temp file
+    assert [p.name for p in (tmp_path / "a" / "b").iterdir()] == ["c.bin"]
+
+
+def test_local_in_place_does_not_weaken_if_none_match(tmp_path: Path) -> None:
+    uri = str(tmp_path / "claim.json")
+    storage.write_bytes(uri, b"first", if_none_match=True, in_place=True)
+    with pytest.raises(ConflictError):
+        storage.write_bytes(uri, b"second", if_none_match=True, in_place=True)
+    assert storage.read_bytes(uri) == b"first"
+
+
+def test_local_write_into_a_file_is_a_storage_error(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_bytes(b"a file, not a folder")
+    for in_place in (False, True):
+        with pytest.raises(StorageError, match="taken"):
+            storage.write_bytes(str(tmp_path / "taken" / "x.json"), b"{}", in_place=in_place)
+
+
 def test_local_missing_file_is_not_found(tmp_path: Path) -> None:
     missing = str(tmp_path / "nope")
     for call in (storage.read_bytes, storage.object_size, storage.open_input):
