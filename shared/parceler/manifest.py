@@ -1,7 +1,7 @@
 """Manifest read, write and verify: Parquet data first, the JSON summary last (the commit point).
 
 A manifest is two objects (``docs/INTERNALS.md``): the **data** object, Parquet with the
-explicit :data:`~parceler.models.DATA_FILE_SCHEMA` (zstd), and the **summary**, a
+explicit :data:`~parceler.models.DATA_FILE_SCHEMA` (zstd; snappy when small), and the **summary**, a
 :class:`~parceler.models.ManifestSummary` as JSON. :func:`write_manifest` writes the data,
 then the summary, so a reader that finds a summary finds its data. :func:`read_manifest`
 verifies the summary's counts, totals and fingerprint against the data.
@@ -16,9 +16,12 @@ carries the parceler fingerprint computed from the data, and its totals are veri
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -31,7 +34,7 @@ from parceler.errors import (
     ManifestNotFoundError,
     ObjectNotFoundError,
 )
-from parceler.fingerprint import fingerprint
+from parceler.fingerprint import fingerprints
 from parceler.models import DATA_FILE_SCHEMA, SCHEMA_VERSION, ManifestSummary, validation_problems
 
 S3MANIFESTO_FORMAT = "s3manifesto-1.0"
@@ -52,6 +55,17 @@ _PARQUET_OPTIONS: dict[str, Any] = {
     },
     "write_statistics": ["size", "n_record"],
     "row_group_size": 1 << 20,
+}
+# Below this many rows (a plan's group manifests: tens of rows each), setting up zstd and
+# statistics costs more than they save: snappy and no statistics write in ~55% of the time
+# for ~4% more bytes (measured on 17-row groups: 165 µs and 1,735 B against 294 µs and
+# 1,668 B). Readers detect the codec.
+_SMALL_TABLE_ROWS = 4096
+_SMALL_PARQUET_OPTIONS: dict[str, Any] = {
+    **_PARQUET_OPTIONS,
+    "compression": "snappy",
+    "compression_level": None,
+    "write_statistics": False,
 }
 
 
@@ -154,11 +168,38 @@ def summarize(table: pa.Table) -> tuple[int, int, int | None, str]:
 
     ``total_records`` is None unless every file has an ``n_record`` (0 for no files).
     """
-    n_files = table.num_rows
-    total_size = int(pc.sum(table.column("size")).as_py() or 0)
+    return summarize_ranges(table, [0, table.num_rows])[0]
+
+
+def summarize_ranges(
+    table: pa.Table, offsets: Sequence[int] | npt.NDArray[np.int64]
+) -> list[tuple[int, int, int | None, str]]:
+    """:func:`summarize` of each row range ``offsets[i]:offsets[i + 1]`` of a conformed
+    table, with one pass over each column (see :func:`~parceler.fingerprint.fingerprints`).
+
+    Raises:
+        ValueError: ``offsets`` do not rise within the table.
+    """
+    bounds = np.asarray(offsets, dtype=np.int64)
+    prints = fingerprints(table, bounds)
     n_record = table.column("n_record")
-    total_records = None if n_record.null_count else int(pc.sum(n_record).as_py() or 0)
-    return n_files, total_size, total_records, fingerprint(table)
+    sizes = _range_sums(table.column("size"), bounds)
+    records = _range_sums(n_record.fill_null(0), bounds)
+    missing = _range_sums(n_record.is_null(), bounds)
+    return [
+        (int(n), int(size), None if gaps else int(count), fp)
+        for n, size, count, gaps, fp in zip(
+            np.diff(bounds).tolist(), sizes, records, missing, prints, strict=True
+        )
+    ]
+
+
+def _range_sums(column: pa.ChunkedArray, bounds: npt.NDArray[np.int64]) -> list[int]:
+    """The sum of ``column`` (integers or booleans, no nulls) over each range of ``bounds``."""
+    running = np.zeros(len(column) + 1, dtype=np.int64)
+    np.cumsum(column.to_numpy(), out=running[1:])
+    sums: list[int] = np.diff(running[bounds]).tolist()
+    return sums
 
 
 def write_manifest(
@@ -187,9 +228,8 @@ def write_manifest(
             written, so a late committer does not overwrite the data a committed summary
             verifies against; two committers racing on one ``data_uri`` can still both write
             the data (the loser's summary write fails), so give each attempt its own URIs.
-        conformed: the caller guarantees ``table`` already passed :func:`conform` (a slice
-            of a conformed table, say) and skips re-checking it: the planner writes tens of
-            thousands of group manifests cut from one validated master table.
+        conformed: the caller guarantees ``table`` already passed :func:`conform` and skips
+            re-checking it.
 
     Returns:
         The summary as written. Row order is kept as given.
@@ -200,12 +240,115 @@ def write_manifest(
         RetryableError, StorageError: from :mod:`parceler.storage`.
     """
     where = f"manifest {summary_uri}"
+    table = _checked(table, where, conformed=conformed)
+    return _write(
+        table,
+        summary_uri,
+        summarize(table),
+        data_uri=data_uri if data_uri is not None else default_data_uri(summary_uri),
+        parent_fingerprint=parent_fingerprint,
+        group_index=group_index,
+        group_count=group_count,
+        details=details,
+        if_none_match=if_none_match,
+    )
+
+
+def write_manifests(
+    table: pa.Table,
+    offsets: Sequence[int] | npt.NDArray[np.int64],
+    summary_uris: Sequence[str],
+    *,
+    first_group_index: int | None = None,
+    group_count: int | None = None,
+    parent_fingerprint: str | None = None,
+    details: dict[str, Any] | None = None,
+    in_place: bool = False,
+) -> list[ManifestSummary]:
+    """Write each row range ``offsets[i]:offsets[i + 1]`` of a conformed table as its own
+    manifest at ``summary_uris[i]`` (data beside it), in order.
+
+    The same objects as :func:`write_manifest` on each slice, with the totals and
+    fingerprints computed in one pass (:func:`summarize_ranges`): the planner writes tens of
+    thousands of group manifests cut from one validated table this way.
+
+    Args:
+        table: rows with exactly :data:`DATA_FILE_SCHEMA` (already :func:`conform`-ed).
+        offsets: ``len(summary_uris) + 1`` rising row positions.
+        summary_uris: where each summary goes (``.json``).
+        first_group_index: if given, manifest ``i`` records ``group_index = first + i``.
+        group_count, parent_fingerprint, details: recorded in every summary.
+        in_place: write local files directly, not through a temp file and rename (see
+            :func:`parceler.storage.write_bytes`); the caller commits them all later.
+
+    Raises:
+        ManifestError: the table does not have the schema, or ``offsets`` do not match.
+        RetryableError, StorageError: from :mod:`parceler.storage`.
+    """
+    if not table.schema.equals(DATA_FILE_SCHEMA):
+        raise ManifestError(
+            f"write_manifests: the table's schema is {table.schema}, not conformed."
+        )
+    if len(offsets) != len(summary_uris) + 1:
+        raise ManifestError(
+            f"write_manifests: {len(offsets)} offsets for {len(summary_uris)} manifests; "
+            "give one more offset than manifests."
+        )
+    try:
+        totals = summarize_ranges(table, offsets)
+    except ValueError as exc:
+        raise ManifestError(f"write_manifests: {exc}") from exc
+    written = []
+    for i, (summary_uri, facts) in enumerate(zip(summary_uris, totals, strict=True)):
+        start = int(offsets[i])
+        written.append(
+            _write(
+                table.slice(start, facts[0]),
+                summary_uri,
+                facts,
+                data_uri=default_data_uri(summary_uri),
+                parent_fingerprint=parent_fingerprint,
+                group_index=None if first_group_index is None else first_group_index + i,
+                group_count=group_count,
+                details=details,
+                in_place=in_place,
+            )
+        )
+    return written
+
+
+def encode_data(table: pa.Table) -> bytes:
+    """A conformed table as the bytes of a manifest's Parquet data object."""
+    options = _SMALL_PARQUET_OPTIONS if table.num_rows < _SMALL_TABLE_ROWS else _PARQUET_OPTIONS
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, **options)
+    return bytes(sink.getvalue())
+
+
+def _checked(table: pa.Table, where: str, *, conformed: bool) -> pa.Table:
     if not conformed:
-        table = conform(table, where)
-    elif not table.schema.equals(DATA_FILE_SCHEMA):
+        return conform(table, where)
+    if not table.schema.equals(DATA_FILE_SCHEMA):
         raise ManifestError(f"{where}: conformed=True but the schema is {table.schema}.")
-    data_uri = data_uri if data_uri is not None else default_data_uri(summary_uri)
-    n_files, total_size, total_records, fp = summarize(table)
+    return table
+
+
+def _write(
+    table: pa.Table,
+    summary_uri: str,
+    facts: tuple[int, int, int | None, str],
+    *,
+    data_uri: str,
+    parent_fingerprint: str | None,
+    group_index: int | None,
+    group_count: int | None,
+    details: dict[str, Any] | None,
+    if_none_match: bool = False,
+    in_place: bool = False,
+) -> ManifestSummary:
+    """Write the data of a conformed ``table``, then its summary (the commit point)."""
+    where = f"manifest {summary_uri}"
+    n_files, total_size, total_records, fp = facts
     try:
         summary = ManifestSummary(
             fingerprint=fp,
@@ -222,12 +365,15 @@ def write_manifest(
         raise ManifestError(f"{where}: invalid summary fields: {exc}") from exc
     if if_none_match and storage.exists(summary_uri):
         raise ConflictError(f"{where}: a summary is already committed there.")
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, **_PARQUET_OPTIONS)
-    storage.write_bytes(data_uri, sink.getvalue().to_pybytes(), content_type=_PARQUET_CONTENT_TYPE)
-    body = summary.model_dump_json(indent=2).encode()
     storage.write_bytes(
-        summary_uri, body, content_type=_JSON_CONTENT_TYPE, if_none_match=if_none_match
+        data_uri, encode_data(table), content_type=_PARQUET_CONTENT_TYPE, in_place=in_place
+    )
+    storage.write_bytes(
+        summary_uri,
+        summary.model_dump_json(indent=2).encode(),
+        content_type=_JSON_CONTENT_TYPE,
+        if_none_match=if_none_match,
+        in_place=in_place,
     )
     return summary
 

@@ -83,8 +83,9 @@ class Outcome:
 
 
 def attempt_prefix(summary_uri: str, attempt: int) -> str:
-    """The attempt folder next to the group manifest: ``…/groups/000007/attempt-2/``."""
-    return summary_uri.rsplit("/", 1)[0] + f"/attempt-{attempt}/"
+    """The attempt folder named after the group manifest:
+    ``…/groups/000/000007.json`` → ``…/groups/000/000007/attempt-2/``."""
+    return summary_uri.removesuffix(".json") + f"/attempt-{attempt}/"
 
 
 def retry_delay(attempt: int, base: float = DEFAULT_RETRY_BASE_SECONDS) -> float:
@@ -283,11 +284,12 @@ def handle_delivery(
 
 
 def _group_from_path(summary_uri: str) -> tuple[str, int] | None:
-    """``(job_id, g)`` from a work-area URI ``…/jobs/{job}/groups/{g:06d}/manifest.json``."""
+    """``(job_id, g)`` from a work-area URI ``…/jobs/{job}/groups/{folder}/{g:06d}.json``."""
     parts = summary_uri.split("/")
-    if len(parts) >= 5 and parts[-5] == "jobs" and parts[-3] == "groups" and parts[-2].isdigit():
-        return parts[-4], int(parts[-2])
-    return None
+    if len(parts) < 5 or parts[-5] != "jobs" or parts[-3] != "groups":
+        return None
+    stem = parts[-1].removesuffix(".json")
+    return (parts[-4], int(stem)) if stem.isdigit() and stem != parts[-1] else None
 
 
 def dead_letter(body: str, settings: LedgerSettings) -> Outcome:

@@ -70,15 +70,17 @@ def test_worker_dies_before_commit_then_retry_commits_a_new_attempt_without_orph
             # lease 0: as if the dead worker's lease had already run out
             process_message(message.body, resources.worker, worker_id="doomed", lease_seconds=0)
 
-    orphan = "s3://parceler-work/jobs/job-d/groups/000000/attempt-1/000000.out"
+    orphan = "s3://parceler-work/jobs/job-d/groups/000/000000/attempt-1/000000.out"
     assert storage.exists(orphan)  # the dead attempt wrote its output (and its result manifest)
-    assert storage.exists("s3://parceler-work/jobs/job-d/groups/000000/attempt-1/result.json")
+    assert storage.exists("s3://parceler-work/jobs/job-d/groups/000/000000/attempt-1/result.json")
 
     outcome = process_message(message.body, resources.worker, worker_id="second")
     assert (outcome.status, outcome.attempt) == ("succeeded", 2)
     group = Ledger(resources.worker.ledger_table).get_group("job-d", 0)
     assert group is not None and group.committed_attempt == 2
-    assert group.result_uri == "s3://parceler-work/jobs/job-d/groups/000000/attempt-2/result.json"
+    assert (
+        group.result_uri == "s3://parceler-work/jobs/job-d/groups/000/000000/attempt-2/result.json"
+    )
     assert _result_uris(group.result_uri) == [orphan.replace("attempt-1", "attempt-2")]
     job = Ledger(resources.worker.ledger_table).get_job("job-d")
     assert (job.remaining, job.n_succeeded) == (0, 1)

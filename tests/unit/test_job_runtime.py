@@ -6,6 +6,7 @@ import pytest
 
 from parceler.jobs import aggregation_batches, poll_interval, route
 from parceler.ledger import GroupItem, JobItem, _python, _value
+from parceler.planning import group_summary_uri
 from parceler.queue import GroupMessage, MessageError, encode
 from parceler.spec import JobSpec
 from parceler.worker import Outcome, _group_from_path, attempt_prefix, retry_delay
@@ -50,10 +51,12 @@ def test_retry_delay_doubles_and_is_capped() -> None:
 
 
 def test_attempt_prefix_and_group_from_path() -> None:
-    uri = "s3://w/jobs/j-1/groups/000007/manifest.json"
-    assert attempt_prefix(uri, 2) == "s3://w/jobs/j-1/groups/000007/attempt-2/"
-    assert _group_from_path(uri) == ("j-1", 7)
+    uri = group_summary_uri("s3://w/jobs/j-1", 1007)
+    assert uri == "s3://w/jobs/j-1/groups/001/001007.json"
+    assert attempt_prefix(uri, 2) == "s3://w/jobs/j-1/groups/001/001007/attempt-2/"
+    assert _group_from_path(uri) == ("j-1", 1007)
     assert _group_from_path("s3://w/other/manifest.json") is None
+    assert _group_from_path("s3://w/jobs/j-1/groups/001/manifest.json") is None
 
 
 def test_group_message_round_trip_and_rejection() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,13 @@ import pytest
 from parceler import manifest, storage
 from parceler.errors import ConflictError, ManifestError, ManifestNotFoundError
 from parceler.fingerprint import fingerprint
-from parceler.manifest import read_manifest, read_summary, summarize, write_manifest
+from parceler.manifest import (
+    read_manifest,
+    read_summary,
+    summarize,
+    write_manifest,
+    write_manifests,
+)
 from parceler.models import DATA_FILE_SCHEMA
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "s3manifesto"
@@ -104,6 +111,49 @@ def test_if_none_match_is_enforced_by_the_summary_write(
     with pytest.raises(ConflictError):
         write_manifest(files(3), uri, if_none_match=True)
     assert read_manifest(uri).summary.n_files == 3
+
+
+def test_write_manifests_equals_write_manifest_of_each_slice(tmp_path: Path) -> None:
+    table = files(7, records=True)
+    table = table.set_column(2, "n_record", pa.array([1, None, 3, 4, 5, 6, 7], pa.int64()))
+    offsets = [0, 2, 2, 5, 7]  # an empty range too
+    uris = [str(tmp_path / "many" / f"{i}.json") for i in range(4)]
+    written = write_manifests(
+        table, offsets, uris, first_group_index=10, group_count=20,
+        parent_fingerprint="fp1-sha256:00", details={"job_id": "j"}, in_place=True,
+    )  # fmt: skip
+    for i, (start, stop) in enumerate(pairwise(offsets)):
+        one = write_manifest(
+            table.slice(start, stop - start), str(tmp_path / "one" / f"{i}.json"),
+            group_index=10 + i, group_count=20, parent_fingerprint="fp1-sha256:00",
+            details={"job_id": "j"},
+        )  # fmt: skip
+        same = {"data_uri": written[i].data_uri, "created_at": written[i].created_at}
+        assert written[i] == one.model_copy(update=same)
+        assert read_manifest(uris[i]).table.equals(table.slice(start, stop - start))
+    assert [w.total_records for w in written] == [None, 0, 12, 13]
+
+
+def test_write_manifests_rejects_unconformed_tables_and_mismatched_offsets(
+    tmp_path: Path,
+) -> None:
+    uris = [str(tmp_path / "a.json")]
+    with pytest.raises(ManifestError, match="not conformed"):
+        write_manifests(files(2).select(["uri", "size"]), [0, 2], uris)
+    with pytest.raises(ManifestError, match="one more offset"):
+        write_manifests(files(2), [0, 1, 2], uris)
+    with pytest.raises(ManifestError, match="offsets must rise"):
+        write_manifests(files(2), [0, 3], uris)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_small_and_large_manifests_round_trip_with_their_codecs(tmp_path: Path) -> None:
+    for n in (3, manifest._SMALL_TABLE_ROWS):
+        uri = str(tmp_path / f"m{n}.json")
+        summary = write_manifest(files(n), uri)
+        codec = pq.ParquetFile(summary.data_uri).metadata.row_group(0).column(0).compression
+        assert codec == ("SNAPPY" if n < manifest._SMALL_TABLE_ROWS else "ZSTD")
+        assert read_manifest(uri).table.equals(files(n))
 
 
 def test_explicit_data_uri_and_summary_uri_rule(tmp_path: Path) -> None:

@@ -97,8 +97,15 @@ def register(app: typer.Typer) -> None:
             the_plan = plan_files(table, limits)
             written = None
             if out and not dry_run:
-                status.update(f"writing {the_plan.n_groups:,} group manifests to {out}…")
-                written = write_plan(the_plan, out)
+                n_groups = the_plan.n_groups
+                status.update(f"writing {n_groups:,} group manifests to {out}…")
+                written = write_plan(
+                    the_plan,
+                    out,
+                    progress=lambda done: status.update(
+                        f"writing group manifests to {out}: {done:,} of {n_groups:,}…"
+                    ),
+                )
         stats = plan_stats(the_plan)
         elapsed = time.perf_counter() - started
         if as_json:
