@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import random
+import re
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,8 @@ import pytest
 from parceler.errors import ProcessorError, SpecError
 from parceler.models import DATA_FILE_SCHEMA
 from parceler.processors import GroupContext, check_processor, run_group, top_words
+from parceler.processors.builtins import wordcount
+from parceler.processors.context import DeadlineExceededError
 from parceler.spec import ProcessorSpec, ReducerSpec
 from tests.unit.files import local_files as _files
 
@@ -44,6 +48,30 @@ def test_wordcount_counts_words_across_files_exactly(tmp_path: Path) -> None:
         "words": {"the": 3, "cat": 1, "hat": 1, "don't": 1, "stop": 1, "café": 2},
     }
     assert top_words(outcome.value, 2) == [("the", 3), ("café", 2)]
+
+
+@pytest.mark.parametrize("block_chars", [1, 5, 64])
+def test_wordcount_blocks_never_cut_a_word(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_chars: int
+) -> None:
+    rng = random.Random(block_chars)
+    vocabulary = ["a", "bb", "don't", "caf\xe9", "\u03a3\u03c3\u03c2", "longerword", "x_1"]
+    lines = [" ".join(rng.choices(vocabulary, k=rng.randint(0, 12))) for _ in range(40)]
+    text = "\r\n".join(lines[:20]) + "\n" + "\n".join(lines[20:]) + "\nno final break"
+    expected = Counter(
+        w for line in text.splitlines() for w in re.findall(r"\w+(?:['\u2019]\w+)*", line.lower())
+    )
+    monkeypatch.setattr(wordcount, "_BLOCK_CHARS", block_chars)
+    files = _files(tmp_path, {"t.txt": text.encode()})
+    outcome = run_group(_builtin("wordcount"), SUM, files, _ctx(tmp_path))
+    assert outcome.value == {"total_words": expected.total(), "words": dict(expected)}
+
+
+def test_wordcount_checks_the_deadline_before_each_file(tmp_path: Path) -> None:
+    files = _files(tmp_path, {"a.txt": b"one", "b.txt": b"two"})
+    late = GroupContext("job1", 0, 1, str(tmp_path / "out"), time.monotonic() - 1)
+    with pytest.raises(DeadlineExceededError, match=r"before .*a\.txt"):
+        run_group(_builtin("wordcount"), SUM, files, late)
 
 
 def test_wordcount_top_trims_the_group_value(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ BUILTINS: dict[str, Builtin] = {
     for b in (
         Builtin(
             wordcount.NAME,
-            "file",
+            "group",
             wordcount.parse_options,
             wordcount.count_words,
             wordcount.finish_group,

@@ -2,12 +2,13 @@
 
 A word is a run of letters, digits and underscores, with inner apostrophes kept
 (``don't``), lower-cased unless ``lowercase`` is false. Text is decoded as UTF-8 (invalid
-bytes become U+FFFD) one line at a time, so memory is the vocabulary, not the file.
+bytes become U+FFFD) about a million characters at a time, each block ending on a line
+break, so memory is the vocabulary plus one block, not the file.
 
-Per-file value: ``{"total_words": N, "words": {word: count, ...}}`` — ``sum`` merges it
-exactly. ``top`` (default None: keep all) trims a *group's* ``words`` to its ``top`` most
-frequent, which makes the job-level counts approximate; present a top list with
-:func:`top_words` instead.
+Group value: ``{"total_words": N, "words": {word: count, ...}}`` (one counter for all the
+group's files) — ``sum`` merges groups exactly. ``top`` (default None: keep all) trims a
+*group's* ``words`` to its ``top`` most frequent, which makes the job-level counts
+approximate; present a top list with :func:`top_words` instead.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from parceler.processors.context import FileRef, GroupContext
 
 NAME = "wordcount"
 _WORD = re.compile(r"\w+(?:['\u2019]\w+)*")  # inner ASCII or typographic apostrophe
+# Characters per findall: one call per block instead of per line is ~30% faster on 100 KB
+# files (bench/results/wordcount.md), and memory stays bounded on huge files.
+_BLOCK_CHARS = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +50,23 @@ def parse_options(options: Mapping[str, Any]) -> WordcountOptions:
     return WordcountOptions(top=top, lowercase=lowercase)
 
 
-def count_words(file: FileRef, ctx: GroupContext, options: WordcountOptions) -> dict[str, Any]:
-    """Count the words of one file (streamed)."""
+def count_words(
+    files: list[FileRef], ctx: GroupContext, options: WordcountOptions
+) -> dict[str, Any]:
+    """Count the words of the group's files into one counter, file by file.
+
+    A group processor rather than one value per file merged by ``sum``: merging 30,000-word
+    dictionaries file by file cost a third as much as counting them. The deadline is
+    checked before each file, as for per-file processors.
+    """
     counts: Counter[str] = Counter()
-    with file.open() as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
-        for line in text:
-            counts.update(_WORD.findall(line.lower() if options.lowercase else line))
+    for file in files:
+        ctx.check_deadline(file.uri)
+        with file.open() as raw:
+            text = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+            while block := text.read(_BLOCK_CHARS):
+                block += text.readline()  # end on a line break: no word is cut in two
+                counts.update(_WORD.findall(block.lower() if options.lowercase else block))
     return {"total_words": counts.total(), "words": dict(counts)}
 
 
