@@ -191,3 +191,24 @@ def test_a_long_poll_waits_outside_the_lock(fresh: LocalAws) -> None:
     sqs.send_message(QueueUrl=url, MessageBody="wake up")
 
     assert _collect(poller) == ["wake up"]
+
+
+_STARTUP_SCRIPT = """
+import sys
+import boto3
+from parceler.local.emulator import LocalAws
+from parceler.local.resources import create_local_stack
+
+with LocalAws():
+    create_local_stack()  # the state machine too: moto's interpreter is loaded
+    loaded_early = "moto.ec2" in sys.modules
+    environments = boto3.client("batch").describe_compute_environments()["computeEnvironments"]
+    print(loaded_early, environments, "moto.ec2" in sys.modules)
+"""
+
+
+def test_the_emulator_skips_batch_and_ec2_models_until_something_asks_for_batch() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", _STARTUP_SCRIPT], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["False", "[]", "True"]

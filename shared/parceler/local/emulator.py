@@ -245,6 +245,9 @@ class LocalAws:
         )
         from werkzeug.serving import make_server
 
+        from parceler.local import moto_startup
+
+        moto_startup.install()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self.app = SerializedApp(
             DomainDispatcherApplication(create_backend_app), poll_interval=self._poll_interval
