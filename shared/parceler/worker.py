@@ -167,7 +167,8 @@ def process_message(
         ctx = GroupContext(job_id, index, attempt, output_prefix, deadline)
         result = run_group(processor, reducer, manifest.table, ctx)
         result_uri = folder + "result.json"
-        details = _value_details(result.value, folder)
+        value_json = _value_json(result.value)  # once: a big value (30k words) is slow to encode
+        details = _value_details(result.value, value_json, folder)
         write_manifest(
             result.outputs,
             result_uri,
@@ -177,7 +178,7 @@ def process_message(
             details={"job_id": job_id, "attempt": attempt, **details},
         )
         committed = ledger.commit_group(
-            job_id, index, attempt, result_uri, _summary_text(result.value)
+            job_id, index, attempt, result_uri, _summary_text(value_json)
         )
     except DeadlineExceededError as exc:
         return _retry(ledger, job_id, index, attempt, exc, retry_base_seconds)
@@ -206,19 +207,23 @@ def _retry(
     )  # fmt: skip
 
 
-def _value_details(value: Any, folder: str) -> dict[str, Any]:
-    text = json.dumps(value, separators=(",", ":"), sort_keys=True)
-    if len(text.encode()) <= INLINE_VALUE_BYTES:
+def _value_json(value: Any) -> str | None:
+    """The group value as compact JSON with sorted keys, or None for no value."""
+    return None if value is None else json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def _value_details(value: Any, text: str | None, folder: str) -> dict[str, Any]:
+    body = (text or "null").encode()
+    if len(body) <= INLINE_VALUE_BYTES:
         return {"value": value}
     uri = folder + "value.json"
-    storage.write_bytes(uri, text.encode(), content_type="application/json")
+    storage.write_bytes(uri, body, content_type="application/json")
     return {"value_uri": uri}
 
 
-def _summary_text(value: Any) -> str | None:
-    if value is None:
+def _summary_text(text: str | None) -> str | None:
+    if text is None:
         return None
-    text = json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
     return text if len(text) <= VALUE_SUMMARY_CHARS else text[: VALUE_SUMMARY_CHARS - 1] + "…"
 
 

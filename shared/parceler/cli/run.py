@@ -223,9 +223,7 @@ def register(app: typer.Typer) -> None:
                 table = ledger_table or _required_env("PARCELER_LEDGER_TABLE", "--ledger-table")
             ledger = Ledger(table)
             arn = start_job(spec, the_job_id, machine)
-            # Polling the emulator costs ~10 ms: poll it often, and see the end sooner.
-            result = _follow_with_progress(arn, the_job_id, ledger, quiet=as_json, timeout=timeout,
-                                           poll_seconds=0.1 if local else 0.5)  # fmt: skip
+            result = _follow_with_progress(arn, the_job_id, ledger, quiet=as_json, timeout=timeout)
             # Read the whole value while the work area exists (the local one ends with us).
             saved = (
                 {**result.to_json(), "result": read_value(result.value_uri, None)}
@@ -260,13 +258,7 @@ def _required_env(name: str, option: str) -> str:
 
 
 def _follow_with_progress(
-    arn: str,
-    job_id: str,
-    ledger: Ledger,
-    *,
-    quiet: bool,
-    timeout: float | None,
-    poll_seconds: float,
+    arn: str, job_id: str, ledger: Ledger, *, quiet: bool, timeout: float | None
 ) -> JobResult:
     columns = (
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -292,8 +284,7 @@ def _follow_with_progress(
             bar.update(task, description=f"{job_id}: {phase}", total=progress.n_groups, completed=done,
                        failed=progress.n_failed, rate=f"{rate:.1f} groups/s", eta=eta)  # fmt: skip
 
-        return follow(arn, job_id, ledger, on_progress=show, timeout_seconds=timeout,
-                      poll_seconds=poll_seconds)  # fmt: skip
+        return follow(arn, job_id, ledger, on_progress=show, timeout_seconds=timeout)
 
 
 def print_result(console: Console, result: JobResult, report: Path | None) -> None:
