@@ -5,7 +5,12 @@
 Generates the listing (``bench/listing.py``: lognormal sizes, median 20 MB, sigma 1.5,
 clipped to [1 KiB, 5 GiB]) as Parquet once, then times two whole ``parceler plan``
 processes with ``/usr/bin/time``-style accounting (``os.wait4`` gives the child's peak RSS):
-``--dry-run``, and ``--out`` to a local folder (every group manifest written).
+``--dry-run``, and ``--out`` to a local folder (every group manifest written). Before each
+``--out`` run the disk is left to settle (``os.sync``, then Linux I/O pressure under 5%):
+this machine's disk slows down for tens of seconds after 116,000 files are written and
+deleted, and each run's line reports the pressure before and after it. Each run also
+times the file-system floor: creating the same number of files in the same layout with
+nothing else (the disk's speed at creating files varied 4-10x over an hour here).
 """
 
 from __future__ import annotations
@@ -36,10 +41,47 @@ def run(command: list[str]) -> tuple[float, float, str]:
     return wall, usage.ru_maxrss / 1024, out
 
 
+def io_pressure() -> float | None:
+    """The share of the last 10 s in which some task waited on I/O (Linux PSI), or None."""
+    try:
+        first = Path("/proc/pressure/io").read_text().splitlines()[0]
+    except OSError:
+        return None
+    return float(first.split()[1].split("=")[1])
+
+
+def settle(limit: float = 5.0, max_wait: float = 180.0) -> str:
+    """Flush the page cache and wait until I/O pressure is under ``limit`` percent.
+
+    Writing and deleting 116,000 files leaves the disk busy for tens of seconds (journal,
+    discards): a run started then measures the previous run's clean-up. Returns a note.
+    """
+    os.sync()
+    waited = 0.0
+    while (pressure := io_pressure()) is not None and pressure > limit and waited < max_wait:
+        time.sleep(5)
+        waited += 5
+    return f"I/O pressure {pressure}% after {waited:.0f} s of settling"
+
+
+def file_system_floor(folder: Path, n_groups: int) -> float:
+    """Seconds to create the files of ``n_groups`` groups in the planner's layout, nothing
+    else: two files of 2 KB per group, a thousand groups per folder, one process."""
+    body = b"x" * 2048
+    started = time.perf_counter()
+    for g in range(n_groups):
+        if g % 1000 == 0:
+            (folder / f"{g // 1000:03d}").mkdir(parents=True)
+        for suffix in (".parquet", ".json"):
+            (folder / f"{g // 1000:03d}" / f"{g:06d}{suffix}").write_bytes(body)
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--target-size", default="1GB")
+    parser.add_argument("--repeat", type=int, default=1, help="timed --out runs")
     args = parser.parse_args()
     data = Path("bench/data")
     data.mkdir(parents=True, exist_ok=True)
@@ -61,15 +103,21 @@ def main() -> None:
     doc = json.loads(out)
     print(f"dry run: {args.n:,} files -> {doc['n_groups']:,} groups (bound {doc['lower_bound']:,}), "
           f"{wall:.2f} s wall, peak RSS {rss:.0f} MB, planner's own timer {doc['seconds']:.2f} s")  # fmt: skip
-    folder = Path(tempfile.mkdtemp(prefix="parceler-plan-"))
-    try:
-        wall, rss, _ = run([*parceler, "--out", str(folder), "--json"])
-        n_files = sum(1 for _ in folder.rglob("*"))
-        print(
-            f"--out local folder: {wall:.2f} s wall, peak RSS {rss:.0f} MB, {n_files:,} paths written"
-        )
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    for _ in range(args.repeat):
+        folder = Path(tempfile.mkdtemp(prefix="parceler-plan-"))
+        try:
+            before = settle()
+            floor = file_system_floor(folder / "floor", doc["n_groups"])
+            shutil.rmtree(folder / "floor")
+            print(f"file-system floor: {floor:.2f} s to create the {2 * doc['n_groups']:,} files "
+                  f"alone ({before})")  # fmt: skip
+            before = settle()
+            wall, rss, _ = run([*parceler, "--out", str(folder), "--json"])
+            n_files = sum(1 for _ in folder.rglob("*"))
+            print(f"--out local folder: {wall:.2f} s wall, peak RSS {rss:.0f} MB, {n_files:,} paths "
+                  f"written ({before}; {io_pressure()}% at the end)")  # fmt: skip
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
