@@ -175,11 +175,12 @@ def write_plan(
 ) -> WrittenPlan:
     """Write the master manifest, every group manifest and the plan index under ``prefix``.
 
-    Groups are written in batches of :data:`GROUPS_PER_BATCH`: to S3 by threads (the work
-    is mostly waiting on PUTs); to a local folder by one process per core (the work is
-    mostly Parquet encoding and hashing, which hold the GIL), each group's two files
-    written in place. The plan index is written last and atomically: its presence means
-    every group manifest it lists is complete.
+    Groups are written in batches: to S3 by threads, :data:`S3_GROUPS_PER_BATCH` at a time
+    (the work is mostly waiting on PUTs); to a local folder by one process per core,
+    :data:`GROUPS_PER_BATCH` (one folder) at a time (the work is mostly Parquet encoding
+    and hashing, which hold the GIL), each group's two files written in place. The plan
+    index is written last and atomically: its presence means every group manifest it
+    lists is complete.
 
     Args:
         plan: the plan from :func:`plan_files`.
@@ -197,6 +198,7 @@ def write_plan(
     local = not parse_uri(prefix).is_s3
     master = write_manifest(plan.table, join(prefix, "manifest.json"), details=extra)
     uris = [group_summary_uri(prefix, g) for g in range(plan.n_groups)]
+    per_batch = GROUPS_PER_BATCH if local else S3_GROUPS_PER_BATCH
     grouped = conform(plan.by_group(), f"plan of {prefix}")  # checked once, sliced below
     batches = [
         _GroupBatch(
@@ -208,8 +210,8 @@ def write_plan(
             details=extra,
             in_place=local,
         )
-        for first in range(0, plan.n_groups, GROUPS_PER_BATCH)
-        for last in [min(first + GROUPS_PER_BATCH, plan.n_groups)]
+        for first in range(0, plan.n_groups, per_batch)
+        for last in [min(first + per_batch, plan.n_groups)]
     ]
 
     def rows(batch: _GroupBatch) -> pa.Table:
@@ -244,6 +246,10 @@ GROUPS_PER_BATCH = GROUPS_PER_FOLDER
 """Groups per unit of parallel work: one folder (so no two writers share a folder), large
 enough to amortise a process hand-off, small enough to balance the cores and to report
 progress often."""
+
+S3_GROUPS_PER_BATCH = 64
+"""Groups per thread's turn when writing to S3: small, so the threads share even a plan of
+a few hundred groups (each group is two PUTs of tens of milliseconds)."""
 
 
 @dataclass(frozen=True, slots=True)
