@@ -6,11 +6,10 @@ Generates the listing (``bench/listing.py``: lognormal sizes, median 20 MB, sigm
 clipped to [1 KiB, 5 GiB]) as Parquet once, then times two whole ``parceler plan``
 processes with ``/usr/bin/time``-style accounting (``os.wait4`` gives the child's peak RSS):
 ``--dry-run``, and ``--out`` to a local folder (every group manifest written). Before each
-``--out`` run the disk is left to settle (``os.sync``, then Linux I/O pressure under 5%):
-this machine's disk slows down for tens of seconds after 116,000 files are written and
-deleted, and each run's line reports the pressure before and after it. Each run also
-times the file-system floor: creating the same number of files in the same layout with
-nothing else (the disk's speed at creating files varied 4-10x over an hour here).
+``--out`` run the disk is left to settle (``os.sync``, then until creating a small file
+takes under 0.1 ms again): creating files on this machine's disk stays 5-15x slower for
+minutes after 116,000 files are written and deleted. Each run also times the file-system
+floor: creating the same number of files in the same layout with nothing else.
 """
 
 from __future__ import annotations
@@ -41,27 +40,30 @@ def run(command: list[str]) -> tuple[float, float, str]:
     return wall, usage.ru_maxrss / 1024, out
 
 
-def io_pressure() -> float | None:
-    """The share of the last 10 s in which some task waited on I/O (Linux PSI), or None."""
-    try:
-        first = Path("/proc/pressure/io").read_text().splitlines()[0]
-    except OSError:
-        return None
-    return float(first.split()[1].split("=")[1])
+def create_probe(folder: Path, n: int = 2000) -> float:
+    """Milliseconds per file to create ``n`` small files in ``folder`` (then removed)."""
+    folder.mkdir(parents=True)
+    started = time.perf_counter()
+    for i in range(n):
+        (folder / f"{i:05d}.json").write_bytes(b"{}")
+    elapsed = time.perf_counter() - started
+    shutil.rmtree(folder)
+    return elapsed / n * 1000
 
 
-def settle(limit: float = 5.0, max_wait: float = 180.0) -> str:
-    """Flush the page cache and wait until I/O pressure is under ``limit`` percent.
+def settle(scratch: Path, fast_ms: float = 0.1, max_wait: float = 900.0) -> str:
+    """Wait until creating a file takes under ``fast_ms`` ms again, or ``max_wait`` s pass.
 
-    Writing and deleting 116,000 files leaves the disk busy for tens of seconds (journal,
-    discards): a run started then measures the previous run's clean-up. Returns a note.
+    On this machine, after 116,000 files are written and deleted, creating files stays
+    5-15x slower for minutes (seen with no I/O pressure reported): a run started then
+    measures the disk's recovery, not parceler. Returns a note with what was seen.
     """
     os.sync()
     waited = 0.0
-    while (pressure := io_pressure()) is not None and pressure > limit and waited < max_wait:
-        time.sleep(5)
-        waited += 5
-    return f"I/O pressure {pressure}% after {waited:.0f} s of settling"
+    while (probe := create_probe(scratch / "probe")) > fast_ms and waited < max_wait:
+        time.sleep(30)
+        waited += 30
+    return f"creating a file took {probe:.3f} ms after {waited:.0f} s of settling"
 
 
 def file_system_floor(folder: Path, n_groups: int) -> float:
@@ -106,16 +108,16 @@ def main() -> None:
     for _ in range(args.repeat):
         folder = Path(tempfile.mkdtemp(prefix="parceler-plan-"))
         try:
-            before = settle()
+            before = settle(folder)
+            wall, rss, _ = run([*parceler, "--out", str(folder / "plan"), "--json"])
+            n_files = sum(1 for _ in (folder / "plan").rglob("*"))
+            shutil.rmtree(folder / "plan")
+            print(f"--out local folder: {wall:.2f} s wall, peak RSS {rss:.0f} MB, {n_files:,} paths "
+                  f"written ({before})")  # fmt: skip
+            before = settle(folder)
             floor = file_system_floor(folder / "floor", doc["n_groups"])
-            shutil.rmtree(folder / "floor")
             print(f"file-system floor: {floor:.2f} s to create the {2 * doc['n_groups']:,} files "
                   f"alone ({before})")  # fmt: skip
-            before = settle()
-            wall, rss, _ = run([*parceler, "--out", str(folder), "--json"])
-            n_files = sum(1 for _ in folder.rglob("*"))
-            print(f"--out local folder: {wall:.2f} s wall, peak RSS {rss:.0f} MB, {n_files:,} paths "
-                  f"written ({before}; {io_pressure()}% at the end)")  # fmt: skip
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
