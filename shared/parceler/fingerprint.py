@@ -116,7 +116,7 @@ def canonical_order(table: pa.Table) -> npt.NDArray[np.int64] | None:
 
 def _digest(uri: pa.Array, size: pa.Array, etag: pa.Array, *, in_order: bool) -> str:
     """Hash checked, cast columns (see :func:`_canonical_columns`) in canonical order."""
-    order = None if in_order else _canonical_order(uri, size, etag)
+    order = None if in_order else _canonical_order(uri, size, etag, known_unsorted=True)
     if order is not None:
         indices = pa.array(order)
         uri, size, etag = uri.take(indices), size.take(indices), etag.take(indices)
@@ -148,8 +148,11 @@ def _canonical_columns(table: pa.Table) -> tuple[pa.Array, pa.Array, pa.Array]:
     return arrays[0], arrays[1], arrays[2]
 
 
-def _canonical_order(uri: pa.Array, size: pa.Array, etag: pa.Array) -> npt.NDArray[np.int64] | None:
-    """Indices that sort the rows canonically, or None if they already are in that order.
+def _canonical_order(
+    uri: pa.Array, size: pa.Array, etag: pa.Array, *, known_unsorted: bool = False
+) -> npt.NDArray[np.int64] | None:
+    """Indices that sort the rows canonically, or None if they already are in that order
+    (not checked again when the caller already found them ``known_unsorted``).
 
     The order is byte order of ``uri``, ties broken by ``size`` then ``etag`` (null first).
     Rather than an Arrow string sort, rows are sorted on fixed-width integer keys: the 8
@@ -162,7 +165,7 @@ def _canonical_order(uri: pa.Array, size: pa.Array, etag: pa.Array) -> npt.NDArr
     sort of the rows left tied (none for typical listings).
     """
     n = len(uri)
-    if n < 2 or _strictly_increasing(uri):
+    if n < 2 or (not known_unsorted and _strictly_increasing(uri)):
         return None
     data, starts, lengths = _string_layout(uri)
     depth = _common_prefix_length(uri)

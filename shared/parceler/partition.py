@@ -168,10 +168,8 @@ class Partition:
         Within a group, rows keep the order they have in ``within`` (a permutation of the
         row indices; default: input order). O(n log n).
         """
-        if within is None:
-            rows = np.argsort(self.group_of, kind="stable").astype(np.int64)
-        else:
-            rows = within[np.argsort(self.group_of[within], kind="stable")].astype(np.int64)
+        rows = np.arange(len(self.group_of), dtype=np.int64) if within is None else within
+        rows = rows[np.argsort(self.group_of[rows], kind="stable")].astype(np.int64)
         offsets = np.zeros(self.n_groups + 1, dtype=np.int64)
         np.cumsum(self.n_files, out=offsets[1:])
         return rows, offsets
