@@ -21,7 +21,9 @@ from parceler import quotas
 # and the measurements): Task = entered, scheduled, started, succeeded, exited.
 EVENTS_PER_TASK = 5
 EVENTS_PER_PASS_OR_CHOICE = 2
-EVENTS_PER_DISTRIBUTED_MAP = 6  # entered, started, MapRunStarted, MapRunSucceeded, succeeded, exited
+EVENTS_PER_DISTRIBUTED_MAP = (
+    6  # entered, started, MapRunStarted, MapRunSucceeded, succeeded, exited
+)
 EVENTS_PER_EXECUTION = 2  # ExecutionStarted, ExecutionSucceeded
 
 
