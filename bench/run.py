@@ -17,6 +17,7 @@ QUICK = [
     ["bench.bench_coordination", "--groups", "200"],
     ["bench.bench_local", "--repeat", "3"],
     ["bench.bench_wordcount"],
+    ["bench.quota_model"],
 ]
 
 

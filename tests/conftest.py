@@ -1,7 +1,7 @@
 """Shared fixtures: one moto server per test process on loopback, reset per test.
 
 A session-scoped server plus a reset per test is ~10x cheaper than ``mock_aws()`` per
-test (LOCAL-AWS-FACTS.md). Unit tests never touch it; they run with the network off.
+test (docs/local-aws-facts.md). Unit tests never touch it; they run with the network off.
 """
 
 from __future__ import annotations

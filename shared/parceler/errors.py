@@ -80,3 +80,13 @@ class ObjectNotFoundError(PermanentError):
 
 class StorageError(PermanentError):
     """An object store refused a request for a reason retrying will not fix (access denied, ...)."""
+
+
+class QuotaExceededError(PermanentError):
+    """A measured execution went over an AWS quota that moto does not enforce.
+
+    The message names the quota, its limit, the measured value and the fix;
+    ``quota_names`` holds the names of every quota exceeded (``parceler.quotas``).
+    """
+
+    quota_names: tuple[str, ...] = ()

@@ -6,6 +6,7 @@ local mode: it talks only to Step Functions, the ledger and the work area.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -14,10 +15,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from parceler import aws, storage
+from parceler import aws, history, storage
 from parceler.errors import ParcelerError, RetryableError
 from parceler.ledger import JobItem, JobNotFoundError, Ledger
 from parceler.manifest import read_summary
+from parceler.quotas import ExecutionMeasure
 from parceler.spec import JobSpec
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
@@ -57,6 +59,8 @@ class JobResult:
     cause: str | None
     seconds: float
     failed_groups: list[dict[str, Any]] = field(default_factory=list)
+    # The ended execution's history measured against the AWS quotas (None: not readable).
+    state_machine: ExecutionMeasure | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -77,6 +81,7 @@ class JobResult:
             "error": self.error,
             "cause": self.cause,
             "seconds": round(self.seconds, 3),
+            "state_machine": self.state_machine.summary() if self.state_machine else None,
         }
 
 
@@ -113,6 +118,7 @@ def follow(
     on_progress: Callable[[Progress], None] | None = None,
     poll_seconds: float = 0.5,
     timeout_seconds: float | None = None,
+    enforce_quotas: bool = False,
 ) -> JobResult:
     """Poll the execution and the ledger until the execution ends; return the job's result.
 
@@ -123,9 +129,13 @@ def follow(
         on_progress: called after every poll.
         poll_seconds: seconds between polls.
         timeout_seconds: give up (raise) after this long; None waits for the end.
+        enforce_quotas: raise when the ended execution's history exceeds an AWS quota
+            (the local mode and the tests: moto enforces none); otherwise only report it
+            in :attr:`JobResult.state_machine`.
 
     Raises:
         ExecutionError: the execution could not be described, or the timeout passed.
+        QuotaExceededError: ``enforce_quotas`` and the execution exceeds a quota.
     """
     sfn = aws.client("stepfunctions")
     started = time.monotonic()
@@ -136,13 +146,26 @@ def follow(
         if on_progress is not None:
             on_progress(_progress(status, job, time.monotonic() - started))
         if status in TERMINAL:
-            return _result(job_id, execution_arn, described, job, time.monotonic() - started)
+            measure = _measure(execution_arn, enforce=enforce_quotas)
+            result = _result(job_id, execution_arn, described, job, time.monotonic() - started)
+            return dataclasses.replace(result, state_machine=measure)
         if timeout_seconds is not None and time.monotonic() - started > timeout_seconds:
             raise ExecutionError(
                 f"job {job_id!r} still {status} after {timeout_seconds:.0f} s.",
                 "follow it with `parceler status`, or raise the timeout.",
             )
         time.sleep(poll_seconds)
+
+
+def _measure(execution_arn: str, *, enforce: bool) -> ExecutionMeasure | None:
+    """The quota check where every execution ends (issue 10): enforced, it raises; reported,
+    a history that cannot be read (no ``states:GetExecutionHistory`` permission) gives None."""
+    if enforce:
+        return history.check_execution(execution_arn)
+    try:
+        return history.measure_execution(execution_arn)
+    except ClientError:
+        return None
 
 
 def _job_or_none(ledger: Ledger, job_id: str) -> JobItem | None:

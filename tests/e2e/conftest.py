@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from parceler import history
 from parceler.local.session import LocalSession
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,14 +40,18 @@ def local_session(worker_pythonpath: str, tmp_path: Path) -> Iterator[Callable[.
 
     Worker logs go to ``tmp_path/worker-logs`` (kept by pytest for a failing test).
     Each session starts from a reset moto and forgets the in-process handlers when it
-    stops (``LocalAws``), so sessions on one xdist worker do not see each other.
+    stops (``LocalAws``), so sessions on one xdist worker do not see each other. Before a
+    session stops, every execution it ran is checked against the AWS quotas moto ignores
+    (``QuotaExceededError`` at teardown names the quota).
     """
     with ExitStack() as stack:
 
         def start(**kwargs: object) -> LocalSession:
             kwargs.setdefault("log_dir", tmp_path / "worker-logs")
             Path(str(kwargs["log_dir"])).mkdir(parents=True, exist_ok=True)
-            return stack.enter_context(LocalSession(**kwargs))  # type: ignore[arg-type]
+            session = stack.enter_context(LocalSession(**kwargs))  # type: ignore[arg-type]
+            stack.callback(history.check_executions)  # runs before the session closes
+            return session
 
         yield start
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
 
-from parceler import aws, ledger
+from parceler import aws, history, ledger
 from parceler.queue import ReceivedMessage, receive
 from parceler.settings import DeadLetterSettings, PlannerSettings, WorkerSettings
 from parceler.spec import JobSpec
@@ -129,3 +130,28 @@ def drain(queue_url: str, *, visibility: int = 120) -> list[ReceivedMessage]:
         if not batch:
             return got
         got.extend(batch)
+
+
+# Every execution a functional test ran on the emulator is checked at its teardown against
+# the AWS quotas moto ignores (25,000 history events, 256 KiB per state). A test that
+# exceeds one on purpose says so with @pytest.mark.exceeds_quotas.
+_CHECKED_EXECUTIONS: set[tuple[str, str]] = set()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "exceeds_quotas: the test's executions exceed an AWS quota on purpose"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _executions_fit_aws_quotas(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
+    if not endpoint.startswith("http://127.0.0.1:"):
+        return  # no emulator started in this process yet: nothing ran an execution
+    seen = _CHECKED_EXECUTIONS
+    if request.node.get_closest_marker("exceeds_quotas") is not None:
+        seen.update(history.executions())
+        return
+    history.check_executions(seen)

@@ -1,4 +1,4 @@
-"""The local emulator is safe for several client processes (the races LOCAL-AWS-FACTS.md measured).
+"""The local emulator is safe for several client processes (the races docs/local-aws-facts.md measured).
 
 Each test runs real client processes against one serialised moto server. Client retries
 are off, so an HTTP 500 from moto surfaces as a failure instead of being retried away.
@@ -147,7 +147,7 @@ def test_concurrent_dynamodb_add_updates_lose_none(fresh: LocalAws) -> None:
 
 
 # moto spends ~50 ms per SQS call here even on a shallow queue, so the full 2,000-message
-# run (LOCAL-AWS-FACTS.md's HTTP 500 reproducer) takes about a minute: opt in with
+# run (docs/local-aws-facts.md's HTTP 500 reproducer) takes about a minute: opt in with
 # PARCELER_STRESS=1. The default run has the same shape with 200 messages.
 _STRESS_BATCHES = 100 if os.environ.get("PARCELER_STRESS") == "1" else 10
 

@@ -223,7 +223,9 @@ def register(app: typer.Typer) -> None:
                 table = ledger_table or _required_env("PARCELER_LEDGER_TABLE", "--ledger-table")
             ledger = Ledger(table)
             arn = start_job(spec, the_job_id, machine)
-            result = _follow_with_progress(arn, the_job_id, ledger, quiet=as_json, timeout=timeout)
+            result = _follow_with_progress(
+                arn, the_job_id, ledger, quiet=as_json, timeout=timeout, enforce_quotas=local
+            )
             # Read the whole value while the work area exists (the local one ends with us).
             saved = (
                 {**result.to_json(), "result": read_value(result.value_uri, None)}
@@ -258,7 +260,13 @@ def _required_env(name: str, option: str) -> str:
 
 
 def _follow_with_progress(
-    arn: str, job_id: str, ledger: Ledger, *, quiet: bool, timeout: float | None
+    arn: str,
+    job_id: str,
+    ledger: Ledger,
+    *,
+    quiet: bool,
+    timeout: float | None,
+    enforce_quotas: bool = False,
 ) -> JobResult:
     columns = (
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -284,7 +292,10 @@ def _follow_with_progress(
             bar.update(task, description=f"{job_id}: {phase}", total=progress.n_groups, completed=done,
                        failed=progress.n_failed, rate=f"{rate:.1f} groups/s", eta=eta)  # fmt: skip
 
-        return follow(arn, job_id, ledger, on_progress=show, timeout_seconds=timeout)
+        return follow(
+            arn, job_id, ledger, on_progress=show, timeout_seconds=timeout,
+            enforce_quotas=enforce_quotas,
+        )  # fmt: skip
 
 
 def print_result(console: Console, result: JobResult, report: Path | None) -> None:

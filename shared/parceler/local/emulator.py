@@ -1,7 +1,7 @@
 """moto's server on loopback, made safe for many client processes (the local mode's AWS).
 
 moto's backends are plain Python objects with no locking. Served to several processes at
-once they race (LOCAL-AWS-FACTS.md): two receivers get the same SQS message inside its
+once they race (docs/local-aws-facts.md): two receivers get the same SQS message inside its
 visibility window, a 2,000-message run hits HTTP 500 "Set changed size during iteration",
 a DynamoDB ``ADD`` counter loses updates. :class:`SerializedApp` removes these races by
 running moto's WSGI application under one lock, with two exceptions that must not hold it:

@@ -7,7 +7,7 @@ worker, aggregator, dead_letter and starter with the environment their settings 
 and the job state machine from the one ASL definition with local ARNs substituted.
 
 No SQS → Lambda event source mappings: moto runs those inside ``SendMessage``, never retries
-and never dead-letters (LOCAL-AWS-FACTS.md). The local mode polls the queues with the
+and never dead-letters (docs/local-aws-facts.md). The local mode polls the queues with the
 container runner instead, so visibility timeouts and DLQ redrive are real.
 """
 
