@@ -80,3 +80,11 @@ class ObjectNotFoundError(PermanentError):
 
 class StorageError(PermanentError):
     """An object store refused a request for a reason retrying will not fix (access denied, ...)."""
+
+
+class UnconfiguredTriggerError(InputError):
+    """The starter was invoked for a bucket or key outside its trigger configuration."""
+
+
+class TaskProtectionError(RetryableError):
+    """The ECS agent refused or could not set task scale-in protection (logged, not fatal)."""
