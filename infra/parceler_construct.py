@@ -28,7 +28,6 @@ from infra.access import (
     signal_tasks,
     write_objects,
 )
-
 from infra.container_workers import ContainerWorkers, worker_image_from_source
 from infra.functions import POWERTOOLS_METRICS_NAMESPACE, RoleFunction
 from infra.job_state_machine import JobStateMachine

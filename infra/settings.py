@@ -137,7 +137,7 @@ class ParcelerSettings(BaseModel):
     @classmethod
     def _s3_folders(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for uri in value:
-            bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+            bucket = uri.removeprefix("s3://").partition("/")[0]
             if not uri.startswith("s3://") or not bucket or "*" in uri or not uri.endswith("/"):
                 raise ValueError(f"output location {uri!r} must look like s3://bucket/prefix/")
         return value

@@ -53,7 +53,7 @@ def set_protection(agent_uri: str, enabled: bool, expires_minutes: int | None = 
         headers={"Content-Type": "application/json"},
     )
     try:
-        with urllib.request.urlopen(request, timeout=_TIMEOUT_SECONDS) as response:  # noqa: S310 -- the agent's URI, from ECS
+        with urllib.request.urlopen(request, timeout=_TIMEOUT_SECONDS) as response:
             answer = json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as exc:
         detail = exc.read()[:500].decode("utf-8", errors="replace")

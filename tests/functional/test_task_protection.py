@@ -39,7 +39,7 @@ def agent() -> Iterator[tuple[Agent, str]]:
     state = Agent()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_PUT(self) -> None:  # noqa: N802 -- http.server's naming
+        def do_PUT(self) -> None:
             length = int(self.headers["Content-Length"])
             body = json.loads(self.rfile.read(length))
             with state.seen:

@@ -34,6 +34,7 @@ TEST_CONTEXT: dict[str, Any] = {
     "parceler:outputLocations": [TEST_OUTPUT_LOCATION],
 }
 
+
 @dataclass(frozen=True)
 class Synth:
     """One synthesized cloud assembly."""

@@ -80,9 +80,7 @@ def _as_list(value: Any) -> list[Any]:
 SQS_MAX_RETENTION_SECONDS = 1_209_600
 
 
-def test_work_queues_and_their_dlqs_keep_messages_14_days(
-    synth: Synth, template: Template
-) -> None:
+def test_work_queues_and_their_dlqs_keep_messages_14_days(synth: Synth, template: Template) -> None:
     template.has_resource_properties(
         "AWS::SQS::Queue",
         {"RedrivePolicy": {"maxReceiveCount": TEST_CONTEXT["parceler:maxReceiveCount"]}},
@@ -96,9 +94,9 @@ def test_work_queues_and_their_dlqs_keep_messages_14_days(
         assert queue["Properties"]["MessageRetentionPeriod"] == SQS_MAX_RETENTION_SECONDS
         dlq = queues[_getatt_id(policy["deadLetterTargetArn"])]["Properties"]
         assert dlq["MessageRetentionPeriod"] == SQS_MAX_RETENTION_SECONDS
-    assert {
-        q["Properties"].get("MessageRetentionPeriod") for q in queues.values()
-    } == {SQS_MAX_RETENTION_SECONDS}, "every queue, the trigger DLQ too"
+    assert {q["Properties"].get("MessageRetentionPeriod") for q in queues.values()} == {
+        SQS_MAX_RETENTION_SECONDS
+    }, "every queue, the trigger DLQ too"
 
 
 def test_every_queue_is_encrypted_and_tls_only(synth: Synth) -> None:
@@ -875,9 +873,7 @@ def test_state_machine_log_level_setting_turns_logging_up() -> None:
     from infra.job_state_machine import JobStateMachine
     from infra.settings import ParcelerSettings
 
-    app = App(
-        context={"parceler:stateMachineLogLevel": "ALL", "parceler:logExecutionData": "true"}
-    )
+    app = App(context={"parceler:stateMachineLogLevel": "ALL", "parceler:logExecutionData": "true"})
     settings = ParcelerSettings.from_context(app.node)
     stack = Stack(app, "Logs")
     arn = "arn:aws:lambda:us-east-1:123456789012:function:f"

@@ -56,7 +56,8 @@ def test_command_gets_no_aws_credentials_of_the_worker(
     files = _files(tmp_path, {"a.txt": b""})
     run_group(_shell("env"), None, files, _ctx(tmp_path))
     names = {
-        line.split("=", 1)[0] for line in (tmp_path / "out" / "000000-a.txt").read_text().splitlines()
+        line.split("=", 1)[0]
+        for line in (tmp_path / "out" / "000000-a.txt").read_text().splitlines()
     }
     assert names & CREDENTIAL_VARIABLES == set()
     assert {"AWS_REGION", "PARCELER_JOB_ID"} <= names
