@@ -29,7 +29,9 @@ class JobStateMachine(Construct):
     substitutes ``${PlannerFunctionArn}``, ``${AggregatorFunctionArn}`` and
     ``${LedgerTableName}``. Because CDK cannot see the tasks inside a file definition, the
     rights are granted here explicitly: invoke on the two functions, GetItem/UpdateItem
-    on the ledger. Execution history is logged (ALL, with data) and traced with X-Ray.
+    on the ledger. Execution history is logged at ``log_level`` (ERROR by default: ALL
+    logs every state transition of a days-long job), with each state's data only when
+    ``include_execution_data``; executions are traced with X-Ray.
     """
 
     def __init__(
@@ -42,6 +44,8 @@ class JobStateMachine(Construct):
         aggregator: lambda_.IFunction,
         ledger: dynamodb.ITable,
         log_retention: logs.RetentionDays,
+        log_level: sfn.LogLevel = sfn.LogLevel.ERROR,
+        include_execution_data: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         if not definition_file.is_file():
@@ -66,10 +70,20 @@ class JobStateMachine(Construct):
             definition_body=sfn.DefinitionBody.from_file(str(definition_file)),
             definition_substitutions=substitutions,
             logs=sfn.LogOptions(
-                destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True
+                destination=self.log_group,
+                level=log_level,
+                include_execution_data=include_execution_data,
             ),
             tracing_enabled=True,
         )
+        if log_level != sfn.LogLevel.ALL:
+            acknowledge(
+                self.state_machine,
+                "AwsSolutions-SF1",
+                "ALL logs every state transition of a job that waits for days (the whole state "
+                "on each one with execution data); errors are logged, and the setting "
+                "parceler:stateMachineLogLevel=ALL turns it up for debugging.",
+            )
         planner.grant_invoke(self.state_machine)
         aggregator.grant_invoke(self.state_machine)
         self.state_machine.add_to_role_policy(

@@ -20,7 +20,9 @@ class Monitoring(Construct):
     * every dead-letter queue: ApproximateNumberOfMessagesVisible ≥ 1 — a poison group,
       or an undeliverable trigger event, needs a human;
     * every work queue: ApproximateAgeOfOldestMessage ≥ ``oldest_message_seconds`` —
-      workers are not keeping up, or not running at all.
+      workers are not keeping up, or not running at all;
+    * refused starts ≥ 1: a job file landed and no job started (a re-upload of a spec whose
+      ``job_id`` already ran, or a key the starter is not configured for).
     """
 
     def __init__(
@@ -33,6 +35,7 @@ class Monitoring(Construct):
         functions: Mapping[str, lambda_.IFunction],
         state_machine: sfn.IStateMachine,
         oldest_message_seconds: int,
+        refused_starts: cloudwatch.IMetric,
     ) -> None:
         super().__init__(scope, construct_id)
         self.alarms: list[cloudwatch.Alarm] = []
@@ -67,6 +70,18 @@ class Monitoring(Construct):
                     treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
                 )
             )
+        self.alarms.append(
+            cloudwatch.Alarm(
+                self,
+                "RefusedStarts",
+                metric=refused_starts,
+                alarm_description="parceler: a job file landed but the starter refused it",
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+        )
 
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard")
         self.dashboard.add_widgets(

@@ -29,13 +29,23 @@ def arn_finding(scope: IConstruct, arn: str) -> str:
     if isinstance(resolved, dict) and "Fn::GetAtt" in resolved:
         logical_id, attribute = resolved["Fn::GetAtt"]
         return f"<{logical_id}.{attribute}>"
+    if isinstance(resolved, dict) and "Ref" in resolved:
+        return f"<{resolved['Ref']}>"
     if isinstance(resolved, dict) and "Fn::Join" in resolved:
         separator, parts = resolved["Fn::Join"]
-        return str(separator).join(
-            f"<{part['Ref']}>" if isinstance(part, dict) and "Ref" in part else str(part)
-            for part in parts
-        )
+        return str(separator).join(_part_finding(part, resolved) for part in parts)
     raise ValueError(f"cannot name {resolved!r} the way cdk-nag does")
+
+
+def _part_finding(part: object, whole: object) -> str:
+    if isinstance(part, str):
+        return part
+    if isinstance(part, dict) and "Ref" in part:
+        return f"<{part['Ref']}>"
+    if isinstance(part, dict) and "Fn::GetAtt" in part:
+        logical_id, attribute = part["Fn::GetAtt"]
+        return f"<{logical_id}.{attribute}>"
+    raise ValueError(f"cannot name {whole!r} the way cdk-nag does")
 
 
 def acknowledge_bucket_grant(

@@ -8,10 +8,19 @@ No physical resource names are settings: CloudFormation names everything.
 from __future__ import annotations
 
 import json
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from constructs import Node
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from infra.work_bucket import JOBS_PREFIX
 
 CONTEXT_PREFIX = "parceler:"
 
@@ -30,10 +39,16 @@ class ParcelerSettings(BaseModel):
     """Existing buckets parceler reads from (read-only grants) and watches for job files.
     They must have EventBridge notifications turned on (S3 console → Properties →
     Amazon EventBridge → On): parceler cannot change a bucket it does not own."""
-    trigger_prefix: str = Field(default="jobs/", alias="triggerPrefix")
+    trigger_prefix: str = Field(default="specs/", alias="triggerPrefix", min_length=1)
     trigger_suffix: str = Field(default=".job.json", alias="triggerSuffix", min_length=1)
     """An object whose key starts with the prefix and ends with the suffix starts a job.
-    ``.job.json`` (the object is the job spec) or ``_SUCCESS`` (a marker) are typical."""
+    ``.job.json`` (the object is the job spec) or ``_SUCCESS`` (a marker) are typical.
+    The prefix is a place no worker can write: it may not overlap the work area
+    (``jobs/``) or an output location, and every role that runs user code is denied
+    writes under it."""
+    output_locations: tuple[str, ...] = Field(default=(), alias="outputLocations")
+    """``s3://bucket/prefix/`` URIs a job spec's ``output`` may name. Workers may write
+    there only under ``<prefix><job>/groups/<g>/attempt-<a>/``, as in the work area."""
 
     # Lambda workers and the event source.
     worker_max_concurrency: int = Field(default=50, alias="workerMaxConcurrency", ge=2, le=1000)
@@ -50,7 +65,6 @@ class ParcelerSettings(BaseModel):
 
     # Queues.
     max_receive_count: int = Field(default=3, alias="maxReceiveCount", ge=1, le=1000)
-    dlq_retention_days: int = Field(default=14, alias="dlqRetentionDays", ge=1, le=14)
     container_visibility_seconds: int = Field(
         default=3600, alias="containerVisibilitySeconds", ge=60, le=43200
     )
@@ -76,6 +90,13 @@ class ParcelerSettings(BaseModel):
     oldest_message_alarm_seconds: int = Field(
         default=3600, alias="oldestMessageAlarmSeconds", ge=60
     )
+    state_machine_log_level: Literal["ALL", "ERROR", "FATAL", "OFF"] = Field(
+        default="ERROR", alias="stateMachineLogLevel"
+    )
+    """Execution history logging. ALL logs every state transition: on a long job that is
+    every poll, so ERROR is the default; turn it up to debug a job."""
+    log_execution_data: bool = Field(default=False, alias="logExecutionData")
+    """Include each state's input and output (up to 256 KiB per event) in the log."""
 
     # Build.
     bundle: bool = Field(default=True, alias="bundle")
@@ -93,15 +114,46 @@ class ParcelerSettings(BaseModel):
     @field_validator("trigger_suffix")
     @classmethod
     def _not_parcelers_own_files(cls, value: str) -> str:
-        # parceler writes these under jobs/{job_id}/: matching them would start a job per
-        # write (the default prefix, jobs/, is also where the work area lives).
+        # parceler writes these (work area, result manifests in output locations): a suffix
+        # matching them would start a job per write wherever a prefix ever overlapped.
         own = ("manifest.json", "plan.json", "result.json", "result-value.json", "spec.json")
         clashes = [name for name in (*own, "manifest.parquet") if name.endswith(value)]
         if clashes:
             raise ValueError(f"suffix {value!r} also matches parceler's own files {clashes}")
         return value
 
-    @field_validator("input_buckets", mode="before")
+    @field_validator("trigger_prefix")
+    @classmethod
+    def _not_the_work_area(cls, value: str) -> str:
+        # Workers write under jobs/; a trigger there lets a processor's output start a job.
+        if value.startswith(JOBS_PREFIX) or JOBS_PREFIX.startswith(value):
+            raise ValueError(
+                f"trigger prefix {value!r} overlaps the work area {JOBS_PREFIX!r}, where "
+                "workers write; use a prefix of its own such as 'specs/'"
+            )
+        return value
+
+    @field_validator("output_locations")
+    @classmethod
+    def _s3_folders(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for uri in value:
+            bucket = uri.removeprefix("s3://").partition("/")[0]
+            if not uri.startswith("s3://") or not bucket or "*" in uri or not uri.endswith("/"):
+                raise ValueError(f"output location {uri!r} must look like s3://bucket/prefix/")
+        return value
+
+    @model_validator(mode="after")
+    def _outputs_cannot_trigger(self) -> Self:
+        for uri in self.output_locations:
+            prefix = uri.removeprefix("s3://").partition("/")[2]
+            if prefix.startswith(self.trigger_prefix) or self.trigger_prefix.startswith(prefix):
+                raise ValueError(
+                    f"output location {uri!r} overlaps the trigger prefix "
+                    f"{self.trigger_prefix!r}: an output could start a job"
+                )
+        return self
+
+    @field_validator("input_buckets", "output_locations", mode="before")
     @classmethod
     def _bucket_list(cls, value: Any) -> Any:
         # `-c parceler:inputBuckets=a,b` arrives as one string.

@@ -90,3 +90,11 @@ class QuotaExceededError(PermanentError):
     """
 
     quota_names: tuple[str, ...] = ()
+
+
+class UnconfiguredTriggerError(InputError):
+    """The starter was invoked for a bucket or key outside its trigger configuration."""
+
+
+class TaskProtectionError(RetryableError):
+    """The ECS agent refused or could not set task scale-in protection (logged, not fatal)."""

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 
-from parceler import queue
+from parceler import queue, task_protection
 from parceler.settings import WorkerSettings
 from parceler.worker import DEFAULT_RETRY_BASE_SECONDS, Outcome, handle_delivery
 
@@ -139,7 +139,9 @@ def run_loop(
                 queue.release(url, message.receipt_handle)
                 stats.released_on_stop += 1
                 break
-            outcome = _run_one(settings, options, url, message, me, visibility[url], stop)
+            # On ECS, scale-in must not stop this task mid-group (a no-op elsewhere).
+            with task_protection.protected():
+                outcome = _run_one(settings, options, url, message, me, visibility[url], stop)
             if outcome is None:
                 stats.released_on_stop += 1
                 break

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from parceler.errors import SpecError
 
@@ -74,6 +74,21 @@ class DeadLetterSettings(LedgerSettings):
 
 
 class StarterSettings(_EnvSettings):
-    """The S3-event starter names each execution from its job id, so duplicates collapse."""
+    """The S3-event starter names each execution from its job id, so duplicates collapse.
+
+    It starts jobs only for the buckets and the key prefix/suffix the stack's trigger rule
+    watches; anything else is refused (the rule should never deliver it).
+    """
 
     state_machine_arn: str = Field(alias="PARCELER_STATE_MACHINE_ARN", min_length=1)
+    trigger_buckets: tuple[str, ...] = Field(alias="PARCELER_TRIGGER_BUCKETS", min_length=1)
+    """Comma-separated bucket names."""
+    trigger_prefix: str = Field(alias="PARCELER_TRIGGER_PREFIX", min_length=1)
+    trigger_suffix: str = Field(alias="PARCELER_TRIGGER_SUFFIX", min_length=1)
+
+    @field_validator("trigger_buckets", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value

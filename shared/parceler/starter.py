@@ -9,8 +9,11 @@ Two triggers (the object's key decides):
   (and which excludes the marker and the template). No template → :class:`SpecError` naming
   the key to create: parceler never guesses a processor.
 
-Any other key is refused (:class:`SpecError`); the EventBridge rule should filter on these
-suffixes so that never happens.
+**Only what it is configured for.** A bucket not in ``StarterSettings.trigger_buckets``, or
+a key outside ``trigger_prefix``…``trigger_suffix``, is refused with
+:class:`UnconfiguredTriggerError` and starts nothing (the stack's rule never delivers one;
+a misrouted event or a hand-made invocation might). Any other key name is refused
+(:class:`SpecError`).
 
 **Job id.** The spec's ``job_id`` if it has one; otherwise ``<name>-<hash>`` where ``name`` is
 the spec file's stem (or the folder's name) and ``hash`` digests bucket, key, ETag and the
@@ -21,6 +24,12 @@ same id; a new upload of the key has a new sequencer and starts a new job.
 ``ExecutionAlreadyExists`` (the first one finished, or its input differs) and is reported as
 ``duplicate``; while the first one runs with the same input, Step Functions returns that
 same execution (its idempotent start), also without a second job.
+
+**Refusals are loud.** A duplicate whose id came from the spec's own ``job_id`` is new work
+dropped (a corrected spec re-uploaded, a second folder's marker): it is logged at WARNING
+with :data:`REFUSAL_MARKER`, the reason and the fix, and the stack's metric filter counts
+those lines (an alarm fires). So is every unconfigured trigger. A redelivered event (same
+object version, derived id) is not new work and is logged at INFO.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ from urllib.parse import unquote_plus
 from botocore.exceptions import ClientError
 
 from parceler import aws, storage
-from parceler.errors import ObjectNotFoundError, SpecError
+from parceler.errors import ObjectNotFoundError, SpecError, UnconfiguredTriggerError
 from parceler.settings import StarterSettings
 from parceler.spec import JobSpec, parse_spec
 
@@ -49,6 +58,9 @@ TEMPLATE = "parceler.job.json"
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
 _NAME_MAX = 80  # Step Functions execution names and spec job ids: 1-80 of [A-Za-z0-9_-]
 _HASH_CHARS = 16
+
+#: Every refused start logs this word at WARNING; the stack counts it (metric filter).
+REFUSAL_MARKER = "parceler-start-refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +175,37 @@ def spec_for(obj: ObjectCreated, read: Callable[[str], bytes] = storage.read_byt
     return template.model_copy(update={"source": folder_uri, "exclude": exclude})
 
 
+def check_configured(obj: ObjectCreated, settings: StarterSettings) -> None:
+    """Refuse an object outside the starter's trigger configuration.
+
+    Raises:
+        UnconfiguredTriggerError: the bucket is not watched, or the key does not start with
+            the trigger prefix and end with the trigger suffix.
+    """
+    prefix, suffix = settings.trigger_prefix, settings.trigger_suffix
+    problem = None
+    if obj.bucket not in settings.trigger_buckets:
+        problem = f"bucket {obj.bucket!r} is not one of {list(settings.trigger_buckets)}"
+    # The suffix must follow the prefix, not overlap it (EventBridge's wildcard agrees).
+    elif not obj.key.startswith(prefix) or not obj.key[len(prefix) :].endswith(suffix):
+        problem = f"key {obj.key!r} does not match {prefix}*{suffix}"
+    if problem is None:
+        return
+    error = UnconfiguredTriggerError(
+        f"refused to start a job from {obj.uri}: {problem}.",
+        "upload job files to a watched bucket under the trigger prefix and suffix "
+        "(parceler:inputBuckets, parceler:triggerPrefix, parceler:triggerSuffix).",
+    )
+    _log_refusal("unconfigured", obj, None, str(error))
+    raise error
+
+
+def _log_refusal(reason: str, obj: ObjectCreated, job_id: str | None, detail: str) -> None:
+    log.warning(
+        "%s reason=%s uri=%s job_id=%s: %s", REFUSAL_MARKER, reason, obj.uri, job_id, detail
+    )
+
+
 def start(
     event: Mapping[str, Any],
     settings: StarterSettings,
@@ -172,12 +215,15 @@ def start(
 
     Returns:
         ``started`` with the execution ARN, or ``duplicate`` when an execution of that
-        name already exists.
+        name already exists (logged at WARNING as a refusal when the id is the spec's own
+        ``job_id``: that is new work dropped, see the module docstring).
 
     Raises:
+        UnconfiguredTriggerError: a bucket or key outside the configuration.
         SpecError: not a trigger object, or its spec does not validate.
     """
     obj = parse_event(event)
+    check_configured(obj, settings)
     spec = spec_for(obj, read)
     job_id = spec.job_id or job_id_for(obj)
     document = spec.model_copy(update={"job_id": job_id}).model_dump_json(exclude_none=True)
@@ -187,7 +233,17 @@ def start(
         )
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
-            log.info("job %s from %s already started: duplicate event dropped", job_id, obj.uri)
+            if spec.job_id is None:
+                log.info("job %s from %s already started: event redelivered", job_id, obj.uri)
+            else:
+                _log_refusal(
+                    "duplicate",
+                    obj,
+                    job_id,
+                    f"the spec's job_id {job_id!r} has already run, so this upload started "
+                    "nothing. Fix: remove job_id from the spec (each upload then starts its "
+                    "own job) or give it a new one.",
+                )
             return StartResult("duplicate", job_id, None)
         raise
     log.info("job %s started from %s", job_id, obj.uri)

@@ -258,17 +258,18 @@ def test_the_starter_turns_a_spec_upload_into_one_execution(
 
     source = _files(tmp_path / "in", ["a\n"])
     s3 = boto3.client("s3")
-    s3.create_bucket(Bucket="inbox")
     put = s3.put_object(
-        Bucket="inbox", Key="jobs/nightly.job.json", Body=json.dumps(_spec(source)).encode()
+        Bucket=stack.work_bucket,
+        Key="specs/nightly.job.json",
+        Body=json.dumps(_spec(source)).encode(),
     )
     event = {
         "detail-type": "Object Created",
         "source": "aws.s3",
         "detail": {
-            "bucket": {"name": "inbox"},
+            "bucket": {"name": stack.work_bucket},
             "object": {
-                "key": "jobs/nightly.job.json",
+                "key": "specs/nightly.job.json",
                 "etag": put["ETag"].strip('"'),
                 "sequencer": "01",
             },

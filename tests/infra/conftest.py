@@ -1,9 +1,8 @@
 """Synthesize the CDK app once per test session (bundling off) for the infra tests.
 
-Tests skip with a message naming what is missing when a ``functions/<role>/`` folder is
-absent. Under ``pytest -n`` the first worker synthesizes and the others wait for it. A
-missing state machine definition is replaced by a tiny placeholder in a temp dir so
-everything else is still checked; the state machine tests then skip.
+Under ``pytest -n`` the first worker synthesizes and the others wait for it. Nothing is
+substituted or skipped: a missing handler or state machine definition fails the synth,
+and so every infra test.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_INPUT_BUCKET = "parceler-test-input"
+TEST_OUTPUT_LOCATION = "s3://parceler-test-output/results/"
 
 #: Non-default values, so a test sees each setting travel from context to template.
 TEST_CONTEXT: dict[str, Any] = {
@@ -31,25 +31,7 @@ TEST_CONTEXT: dict[str, Any] = {
     "parceler:triggerSuffix": "_SUCCESS",
     "parceler:containerMaxTasks": 6,
     "parceler:scratchExpirationDays": 21,
-}
-
-_PLACEHOLDER_ASL = {
-    "Comment": "infra-test placeholder until shared/parceler/asl/job.asl.json exists",
-    "StartAt": "Plan",
-    "States": {
-        "Plan": {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::lambda:invoke",
-            "Parameters": {"FunctionName": "${PlannerFunctionArn}", "Payload.$": "$"},
-            "Next": "Aggregate",
-        },
-        "Aggregate": {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::lambda:invoke",
-            "Parameters": {"FunctionName": "${AggregatorFunctionArn}", "Payload.$": "$"},
-            "End": True,
-        },
-    },
+    "parceler:outputLocations": [TEST_OUTPUT_LOCATION],
 }
 
 
@@ -62,7 +44,6 @@ class Synth:
     template: dict[str, Any]
     validation_plugins: tuple[str, ...]
     definition_file: Path
-    definition_is_placeholder: bool
 
     def resources(self, type_name: str) -> dict[str, dict[str, Any]]:
         return {
@@ -72,30 +53,20 @@ class Synth:
         }
 
 
-def _synthesize(outdir: Path, asl_dir: Path) -> dict[str, Any]:
-    """Synthesize into ``outdir``; return what the tests need besides the files."""
-    from infra.app import build_app, main
+def _synthesize(outdir: Path) -> dict[str, Any]:
+    """Synthesize into ``outdir`` through the entry point ``python -m infra.app`` runs
+    (cdk.json context, ``-c`` parsing, cdk-nag); return what the tests need besides files."""
+    from infra.app import main
     from infra.parceler_construct import SourceLayout
 
-    layout = SourceLayout.of_repository()
-    placeholder = not layout.definition_file.is_file()
-    if placeholder:
-        asl = asl_dir / "job.asl.json"
-        asl.write_text(json.dumps(_PLACEHOLDER_ASL), encoding="utf-8")
-        layout = SourceLayout(root=layout.root, definition_file_override=asl)
-        app, _ = build_app(context=TEST_CONTEXT, outdir=str(outdir), layout=layout)
-        app.synth()  # cdk-nag runs here: an unacknowledged finding raises.
-    else:
-        # The entry point `python -m infra.app` runs (cdk.json context, -c parsing, nag).
-        argv = ["--output", str(outdir)]
-        for key, value in TEST_CONTEXT.items():
-            argv += ["-c", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
-        app = main(argv)
+    argv = ["--output", str(outdir)]
+    for key, value in TEST_CONTEXT.items():
+        argv += ["-c", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
+    app = main(argv)
     return {
         # Deprecated accessor, but the only one jsii exposes to Python for now.
         "validation_plugins": [plugin.name for plugin in app.policy_validation_beta1],
-        "definition_file": str(layout.definition_file),
-        "definition_is_placeholder": placeholder,
+        "definition_file": str(SourceLayout.of_repository().definition_file),
     }
 
 
@@ -103,19 +74,7 @@ def _synthesize(outdir: Path, asl_dir: Path) -> dict[str, Any]:
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     """The synthesized app; under pytest-xdist the workers share one synth (file lock)."""
     from infra.app import STACK_ID
-    from infra.parceler_construct import ROLES, SourceLayout
 
-    layout = SourceLayout.of_repository()
-    missing_functions = [
-        layout.function_dir(role) / "handler.py"
-        for role in ROLES
-        if not (layout.function_dir(role) / "handler.py").is_file()
-    ]
-    if missing_functions:
-        pytest.skip(
-            "infra tests need every Lambda asset folder; missing: "
-            + ", ".join(str(p.relative_to(REPO_ROOT)) for p in missing_functions)
-        )
     if os.environ.get("PYTEST_XDIST_WORKER"):
         # This run's base temp dir is shared by its workers (and by nothing else).
         shared = tmp_path_factory.getbasetemp().parent / "parceler-infra-synth"
@@ -127,7 +86,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not info_path.exists():
             outdir.mkdir(exist_ok=True)
-            info = _synthesize(outdir, shared)
+            info = _synthesize(outdir)
             info_path.write_text(json.dumps(info), encoding="utf-8")
     info = json.loads(info_path.read_text(encoding="utf-8"))
     template_path = outdir / f"{STACK_ID}.template.json"
@@ -137,5 +96,4 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
         template=json.loads(template_path.read_text(encoding="utf-8")),
         validation_plugins=tuple(info["validation_plugins"]),
         definition_file=Path(info["definition_file"]),
-        definition_is_placeholder=bool(info["definition_is_placeholder"]),
     )

@@ -12,7 +12,13 @@ import pytest
 from aws_cdk import App
 from aws_cdk.assertions import Capture, Match, Template
 
-from tests.infra.conftest import REPO_ROOT, TEST_CONTEXT, TEST_INPUT_BUCKET, Synth
+from tests.infra.conftest import (
+    REPO_ROOT,
+    TEST_CONTEXT,
+    TEST_INPUT_BUCKET,
+    TEST_OUTPUT_LOCATION,
+    Synth,
+)
 
 pytestmark = pytest.mark.infra
 
@@ -70,7 +76,11 @@ def _as_list(value: Any) -> list[Any]:
 # --- queues ---------------------------------------------------------------------------
 
 
-def test_work_queues_redrive_to_dlqs_kept_14_days(synth: Synth, template: Template) -> None:
+#: SQS's maximum retention, 14 days: a long job's last groups wait that long in the queue.
+SQS_MAX_RETENTION_SECONDS = 1_209_600
+
+
+def test_work_queues_and_their_dlqs_keep_messages_14_days(synth: Synth, template: Template) -> None:
     template.has_resource_properties(
         "AWS::SQS::Queue",
         {"RedrivePolicy": {"maxReceiveCount": TEST_CONTEXT["parceler:maxReceiveCount"]}},
@@ -81,8 +91,12 @@ def test_work_queues_redrive_to_dlqs_kept_14_days(synth: Synth, template: Templa
     for queue in redriven.values():
         policy = queue["Properties"]["RedrivePolicy"]
         assert policy["maxReceiveCount"] == TEST_CONTEXT["parceler:maxReceiveCount"]
+        assert queue["Properties"]["MessageRetentionPeriod"] == SQS_MAX_RETENTION_SECONDS
         dlq = queues[_getatt_id(policy["deadLetterTargetArn"])]["Properties"]
-        assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
+        assert dlq["MessageRetentionPeriod"] == SQS_MAX_RETENTION_SECONDS
+    assert {q["Properties"].get("MessageRetentionPeriod") for q in queues.values()} == {
+        SQS_MAX_RETENTION_SECONDS
+    }, "every queue, the trigger DLQ too"
 
 
 def test_every_queue_is_encrypted_and_tls_only(synth: Synth) -> None:
@@ -301,29 +315,33 @@ def test_key_wildcard_escapes_literal_stars() -> None:
 
 
 def _settings_models() -> dict[str, type[Any]]:
-    settings = pytest.importorskip("parceler.settings")
-    models = {
+    from parceler import settings
+
+    return {
         "planner": settings.PlannerSettings,
         "worker": settings.WorkerSettings,
         "aggregator": settings.AggregatorSettings,
         "dead_letter": settings.DeadLetterSettings,
+        "starter": settings.StarterSettings,
     }
-    starter = getattr(settings, "StarterSettings", None)
-    if starter is not None:
-        models["starter"] = starter
-    return models
 
 
 @pytest.mark.parametrize("role", ["planner", "worker", "aggregator", "dead_letter", "starter"])
 def test_function_environment_is_exactly_its_settings_model(synth: Synth, role: str) -> None:
-    models = _settings_models()
-    if role not in models:
-        pytest.skip(f"parceler.settings has no settings model for {role!r} yet")
     _, function = _function_by_role(synth, role)
     env = function["Environment"]["Variables"]
     names = {name for name in env if not name.startswith("POWERTOOLS_")}
-    assert names == set(models[role].env_names())
+    assert names == set(_settings_models()[role].env_names())
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Parceler"
+
+
+def test_starter_is_configured_with_the_rules_buckets_prefix_and_suffix(synth: Synth) -> None:
+    work_bucket_id, _ = _work_bucket(synth)
+    _, function = _function_by_role(synth, "starter")
+    env = function["Environment"]["Variables"]
+    assert env["PARCELER_TRIGGER_PREFIX"] == TEST_CONTEXT["parceler:triggerPrefix"]
+    assert env["PARCELER_TRIGGER_SUFFIX"] == TEST_CONTEXT["parceler:triggerSuffix"]
+    assert _render(env["PARCELER_TRIGGER_BUCKETS"]) == f"<{work_bucket_id}>,{TEST_INPUT_BUCKET}"
 
 
 @pytest.mark.parametrize("role", ["planner", "worker", "aggregator", "dead_letter", "starter"])
@@ -345,7 +363,8 @@ def test_functions_are_python312_traced_with_the_layer(synth: Synth, role: str) 
 
 
 def test_container_worker_env_stop_timeout_and_scale_to_zero(synth: Synth) -> None:
-    settings = pytest.importorskip("parceler.settings")
+    from parceler import settings
+
     (task,) = synth.resources("AWS::ECS::TaskDefinition").values()
     (container,) = task["Properties"]["ContainerDefinitions"]
     env = {item["Name"] for item in container["Environment"]}
@@ -422,6 +441,8 @@ def test_resource_star_only_for_actions_without_resource_scoping(synth: Synth) -
 def test_input_bucket_grants_are_read_only(synth: Synth) -> None:
     found = 0
     for logical_id, statement in _statements(synth):
+        if statement["Effect"] != "Allow":
+            continue
         if TEST_INPUT_BUCKET not in json.dumps(statement.get("Resource")):
             continue
         found += 1
@@ -437,8 +458,6 @@ def test_input_bucket_grants_are_read_only(synth: Synth) -> None:
 def test_state_machine_from_the_asl_file_logged_traced_and_granted(
     synth: Synth, template: Template
 ) -> None:
-    if synth.definition_is_placeholder:
-        pytest.skip("shared/parceler/asl/job.asl.json does not exist yet (placeholder used)")
     from infra.job_state_machine import definition_placeholders
 
     planner_id, _ = _function_by_role(synth, "planner")
@@ -446,7 +465,8 @@ def test_state_machine_from_the_asl_file_logged_traced_and_granted(
     (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
     props = machine["Properties"]
     assert set(props["DefinitionSubstitutions"]) >= definition_placeholders(synth.definition_file)
-    assert props["LoggingConfiguration"]["Level"] in {"ALL", "ERROR"}
+    logging_config = props["LoggingConfiguration"]
+    assert (logging_config["Level"], logging_config["IncludeExecutionData"]) == ("ERROR", False)
     assert props["TracingConfiguration"] == {"Enabled": True}
     role_id = _getatt_id(props["RoleArn"])
     statements = [
@@ -523,8 +543,7 @@ def test_cdk_nag_fails_synth_on_an_unacknowledged_finding(
 
 def test_cfn_lint_passes(synth: Synth) -> None:
     cfn_lint = Path(sys.executable).parent / "cfn-lint"
-    if not cfn_lint.exists():
-        pytest.skip(f"{cfn_lint} is not installed (pip install cfn-lint)")
+    assert cfn_lint.exists(), f"{cfn_lint} is missing: it is a dev dependency (make install)"
     result = subprocess.run(
         [str(cfn_lint), "--ignore-checks", "W3005", "--", str(synth.template_path)],
         capture_output=True,
@@ -640,3 +659,266 @@ def test_settings_decode_command_line_strings_and_reject_unknown_keys() -> None:
         ParcelerSettings.from_context(App(context={"parceler:containerCpu": 300}).node)
     with pytest.raises(ValueError, match="parceler's own files"):
         ParcelerSettings.from_context(App(context={"parceler:triggerSuffix": ".json"}).node)
+
+
+# --- triggers cannot be written; each role gets what its code touches (issue 11) --------
+
+
+def _render(value: Any) -> str:
+    """A policy value as a string, tokens as cdk-nag prints them (``<Id>``, ``<Id.Arn>``)."""
+    if isinstance(value, str):
+        return value
+    if "Ref" in value:
+        return f"<{value['Ref']}>"
+    if "Fn::GetAtt" in value:
+        logical_id, attribute = value["Fn::GetAtt"]
+        return f"<{logical_id}.{attribute}>"
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return str(separator).join(_render(part) for part in parts)
+    raise AssertionError(f"cannot render {value!r}")
+
+
+def _role_statements(synth: Synth, role_id: str) -> list[dict[str, Any]]:
+    """Every statement of the policies attached to the role ``role_id``."""
+    return [
+        statement
+        for policy in synth.resources("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def _function_role(synth: Synth, role: str) -> str:
+    _, function = _function_by_role(synth, role)
+    return _getatt_id(function["Role"])
+
+
+def _task_role(synth: Synth) -> str:
+    (task,) = synth.resources("AWS::ECS::TaskDefinition").values()
+    return _getatt_id(task["Properties"]["TaskRoleArn"])
+
+
+def _allowed(statements: list[dict[str, Any]], service: str) -> dict[str, set[str]]:
+    """Allowed ``service`` actions → the rendered resources they are allowed on."""
+    found: dict[str, set[str]] = {}
+    for statement in statements:
+        if statement["Effect"] != "Allow":
+            continue
+        for action in _as_list(statement["Action"]):
+            if action.startswith(f"{service}:"):
+                resources = {_render(r) for r in _as_list(statement["Resource"])}
+                found.setdefault(action, set()).update(resources)
+    return found
+
+
+def _watched_objects(synth: Synth) -> dict[str, str]:
+    """Rendered object-ARN stem of each bucket the trigger watches → its name."""
+    work_bucket_id, _ = _work_bucket(synth)
+    return {
+        f"<{work_bucket_id}.Arn>/": "work bucket",
+        f"arn:<AWS::Partition>:s3:::{TEST_INPUT_BUCKET}/": TEST_INPUT_BUCKET,
+    }
+
+
+#: Actions that create or replace an object (or every action, by wildcard).
+_OBJECT_WRITES = ("s3:PutObject", "s3:Put*", "s3:*", "*")
+
+
+def test_no_role_may_write_a_key_the_trigger_watches(synth: Synth) -> None:
+    # IAM's "*" matches any characters, "/" too: a write pattern can reach a trigger key only
+    # if its literal part (before the first "*") and the trigger prefix are prefix-related.
+    trigger_prefix = TEST_CONTEXT["parceler:triggerPrefix"]
+    checked = 0
+    for logical_id, statement in _statements(synth):
+        if statement["Effect"] != "Allow":
+            continue
+        if not set(_as_list(statement["Action"])) & set(_OBJECT_WRITES):
+            continue
+        for resource in map(_render, _as_list(statement["Resource"])):
+            for stem, bucket in _watched_objects(synth).items():
+                if not resource.startswith(stem):
+                    continue
+                literal = resource[len(stem) :].split("*", 1)[0]
+                checked += 1
+                assert not (
+                    literal.startswith(trigger_prefix) or trigger_prefix.startswith(literal)
+                ), f"{logical_id} may write {resource}, which can match trigger keys in {bucket}"
+    assert checked >= 3, "planner, aggregator and workers write the work bucket"
+
+
+def test_trigger_rule_prefix_is_the_configured_one_outside_the_work_area(
+    synth: Synth,
+) -> None:
+    (rule,) = synth.resources("AWS::Events::Rule").values()
+    (wildcard,) = rule["Properties"]["EventPattern"]["detail"]["object"]["key"]
+    assert wildcard["wildcard"].startswith(TEST_CONTEXT["parceler:triggerPrefix"])
+    assert not wildcard["wildcard"].startswith("jobs/")
+
+
+@pytest.mark.parametrize("role", ["planner", "aggregator", "worker", "container"])
+def test_every_role_running_user_code_is_denied_writes_under_the_trigger_prefix(
+    synth: Synth, role: str
+) -> None:
+    role_id = _task_role(synth) if role == "container" else _function_role(synth, role)
+    denied = {
+        _render(resource)
+        for statement in _role_statements(synth, role_id)
+        if statement["Effect"] == "Deny" and "s3:PutObject" in _as_list(statement["Action"])
+        for resource in _as_list(statement["Resource"])
+    }
+    prefix = TEST_CONTEXT["parceler:triggerPrefix"]
+    assert denied == {f"{stem}{prefix}*" for stem in _watched_objects(synth)}
+
+
+@pytest.mark.parametrize("role", ["worker", "container"])
+def test_workers_read_inputs_write_only_attempt_folders_and_never_delete(
+    synth: Synth, role: str
+) -> None:
+    role_id = _task_role(synth) if role == "container" else _function_role(synth, role)
+    s3_actions = _allowed(_role_statements(synth, role_id), "s3")
+    work_objects, input_objects = _watched_objects(synth)
+    output = TEST_OUTPUT_LOCATION.removeprefix("s3://")
+    assert s3_actions == {
+        "s3:ListBucket": {work_objects.removesuffix("/"), input_objects.removesuffix("/")},
+        "s3:GetObject": {f"{work_objects}jobs/*", f"{input_objects}*"},
+        "s3:PutObject": {
+            f"{work_objects}jobs/*/groups/*/attempt-*",
+            f"arn:<AWS::Partition>:s3:::{output}*/groups/*/attempt-*",
+        },
+        "s3:AbortMultipartUpload": {
+            f"{work_objects}jobs/*/groups/*/attempt-*",
+            f"arn:<AWS::Partition>:s3:::{output}*/groups/*/attempt-*",
+        },
+    }
+
+
+def test_worker_attempt_pattern_matches_the_work_area_layout() -> None:
+    # The pattern must admit the layout the workers write (docs/INTERNALS.md), and nothing
+    # outside an attempt folder: a group manifest or a job result.
+    from fnmatch import fnmatchcase
+
+    from infra.access import ATTEMPT_FOLDERS
+
+    pattern = "jobs/" + ATTEMPT_FOLDERS
+    assert fnmatchcase("jobs/j1/groups/000/000007/attempt-2/out.csv", pattern)
+    assert fnmatchcase("jobs/j1/groups/000007/attempt-1/result.json", pattern)
+    assert not fnmatchcase("jobs/j1/groups/000/000007.json", pattern)
+    assert not fnmatchcase("jobs/j1/result.json", pattern)
+
+
+@pytest.mark.parametrize("role", ["worker", "container", "dead_letter"])
+def test_group_roles_get_item_level_ledger_calls_and_signal_only_the_job_machine(
+    synth: Synth, role: str
+) -> None:
+    role_id = _task_role(synth) if role == "container" else _function_role(synth, role)
+    statements = _role_statements(synth, role_id)
+    (table_id,) = synth.resources("AWS::DynamoDB::Table")
+    (machine_id,) = synth.resources("AWS::StepFunctions::StateMachine")
+    table_arn = {f"<{table_id}.Arn>"}
+    assert _allowed(statements, "dynamodb") == {
+        "dynamodb:GetItem": table_arn,
+        "dynamodb:UpdateItem": table_arn,
+        "dynamodb:ConditionCheckItem": table_arn,
+    }, "no Scan, Query, PutItem, DeleteItem, batch calls or index access"
+    assert _allowed(statements, "states") == {
+        "states:SendTaskSuccess": {f"<{machine_id}>"},
+        "states:SendTaskFailure": {f"<{machine_id}>"},
+    }
+
+
+def test_dead_letter_role_only_reads_the_work_area(synth: Synth) -> None:
+    work_objects, _ = _watched_objects(synth)
+    statements = _role_statements(synth, _function_role(synth, "dead_letter"))
+    assert _allowed(statements, "s3") == {
+        "s3:ListBucket": {work_objects.removesuffix("/")},
+        "s3:GetObject": {f"{work_objects}jobs/*"},
+    }
+
+
+def test_container_task_role_may_protect_only_its_clusters_tasks(synth: Synth) -> None:
+    (cluster_id,) = synth.resources("AWS::ECS::Cluster")
+    statements = _role_statements(synth, _task_role(synth))
+    task_arn = f"arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>:task/<{cluster_id}>/*"
+    assert _allowed(statements, "ecs") == {
+        "ecs:UpdateTaskProtection": {task_arn},
+        "ecs:GetTaskProtection": {task_arn},
+    }
+
+
+def test_refused_starts_are_counted_from_the_starters_log_and_alarmed(synth: Synth) -> None:
+    from parceler.starter import REFUSAL_MARKER
+
+    _, starter = _function_by_role(synth, "starter")
+    (metric_filter,) = synth.resources("AWS::Logs::MetricFilter").values()
+    props = metric_filter["Properties"]
+    assert props["LogGroupName"] == {"Ref": _getatt_id(starter["LoggingConfig"]["LogGroup"])}
+    assert props["FilterPattern"] == f'"{REFUSAL_MARKER}"'
+    (transform,) = props["MetricTransformations"]
+    assert (transform["MetricNamespace"], transform["MetricValue"]) == ("Parceler", "1")
+    alarmed = {
+        a["Properties"].get("MetricName")
+        for a in synth.resources("AWS::CloudWatch::Alarm").values()
+    }
+    assert transform["MetricName"] in alarmed
+
+
+def test_state_machine_log_level_setting_turns_logging_up() -> None:
+    from aws_cdk import Stack
+    from aws_cdk import aws_dynamodb as dynamodb
+    from aws_cdk import aws_lambda as lambda_
+    from aws_cdk import aws_logs as logs
+    from aws_cdk import aws_stepfunctions as sfn
+
+    from infra.job_state_machine import JobStateMachine
+    from infra.settings import ParcelerSettings
+
+    app = App(context={"parceler:stateMachineLogLevel": "ALL", "parceler:logExecutionData": "true"})
+    settings = ParcelerSettings.from_context(app.node)
+    stack = Stack(app, "Logs")
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:f"
+    JobStateMachine(
+        stack,
+        "Machine",
+        definition_file=REPO_ROOT / "shared" / "parceler" / "asl" / "job.asl.json",
+        planner=lambda_.Function.from_function_attributes(
+            stack, "Planner", function_arn=arn, same_environment=True
+        ),
+        aggregator=lambda_.Function.from_function_attributes(
+            stack, "Aggregator", function_arn=arn + "2", same_environment=True
+        ),
+        ledger=dynamodb.Table.from_table_name(stack, "Ledger", "ledger"),
+        log_retention=logs.RetentionDays.ONE_DAY,
+        log_level=sfn.LogLevel(settings.state_machine_log_level),
+        include_execution_data=settings.log_execution_data,
+    )
+    Template.from_stack(stack).has_resource_properties(
+        "AWS::StepFunctions::StateMachine",
+        {"LoggingConfiguration": Match.object_like({"Level": "ALL", "IncludeExecutionData": True})},
+    )
+    with pytest.raises(ValueError, match="stateMachineLogLevel"):
+        ParcelerSettings.from_context(App(context={"parceler:stateMachineLogLevel": "DEBUG"}).node)
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"parceler:triggerPrefix": "jobs/"}, "overlaps the work area"),
+        ({"parceler:triggerPrefix": "jobs/specs/"}, "overlaps the work area"),
+        ({"parceler:triggerPrefix": "j"}, "overlaps the work area"),
+        ({"parceler:triggerPrefix": ""}, "triggerPrefix"),
+        (
+            {"parceler:outputLocations": ["s3://out/specs/results/"]},
+            "overlaps the trigger prefix",
+        ),
+        ({"parceler:outputLocations": ["out/results/"]}, "must look like s3://bucket/prefix/"),
+    ],
+)
+def test_settings_refuse_a_trigger_prefix_that_outputs_could_write(
+    context: dict[str, Any], message: str
+) -> None:
+    from infra.settings import ParcelerSettings
+
+    with pytest.raises(ValueError, match=message):
+        ParcelerSettings.from_context(App(context=context).node)
+    assert ParcelerSettings().trigger_prefix == "specs/"

@@ -11,7 +11,7 @@ import pytest
 from parceler.errors import ObjectNotFoundError, ProcessorError, SpecError
 from parceler.models import DATA_FILE_SCHEMA
 from parceler.processors import GroupContext, run_group
-from parceler.processors.shell import STDERR_TAIL_BYTES
+from parceler.processors.shell import CREDENTIAL_VARIABLES, STDERR_TAIL_BYTES
 from parceler.spec import ProcessorSpec, ReducerSpec
 from tests.unit.files import local_files as _files
 
@@ -45,6 +45,23 @@ def test_command_sees_parceler_environment_and_a_scratch_folder(tmp_path: Path) 
     )
     run_group(_shell(command), None, files, _ctx(tmp_path))
     assert (tmp_path / "out" / "000000-a.txt").read_text() == "job1 3 2 hello"
+
+
+def test_command_gets_no_aws_credentials_of_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in CREDENTIAL_VARIABLES:
+        monkeypatch.setenv(name, "secret")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    files = _files(tmp_path, {"a.txt": b""})
+    run_group(_shell("env"), None, files, _ctx(tmp_path))
+    names = {
+        line.split("=", 1)[0]
+        for line in (tmp_path / "out" / "000000-a.txt").read_text().splitlines()
+    }
+    assert names & CREDENTIAL_VARIABLES == set()
+    assert {"AWS_REGION", "PARCELER_JOB_ID"} <= names
+    assert "AWS_ACCESS_KEY_ID" in CREDENTIAL_VARIABLES and "ECS_AGENT_URI" in CREDENTIAL_VARIABLES
 
 
 def test_command_that_stops_reading_early_succeeds(tmp_path: Path) -> None:

@@ -24,7 +24,12 @@ def test_settings_read_their_variables() -> None:
 def test_each_role_names_exactly_what_it_reads() -> None:
     assert WorkerSettings.env_names() == {"PARCELER_LEDGER_TABLE", "PARCELER_WORK_BUCKET"}
     assert PlannerSettings.env_names() == set(ENV)
-    assert StarterSettings.env_names() == {"PARCELER_STATE_MACHINE_ARN"}
+    assert StarterSettings.env_names() == {
+        "PARCELER_STATE_MACHINE_ARN",
+        "PARCELER_TRIGGER_BUCKETS",
+        "PARCELER_TRIGGER_PREFIX",
+        "PARCELER_TRIGGER_SUFFIX",
+    }
 
 
 def test_a_missing_variable_is_named() -> None:

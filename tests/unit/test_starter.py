@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Any
 
@@ -10,24 +11,29 @@ import pytest
 from botocore.exceptions import ClientError
 
 from parceler import aws, starter
-from parceler.errors import ObjectNotFoundError, SpecError
+from parceler.errors import ObjectNotFoundError, SpecError, UnconfiguredTriggerError
 from parceler.settings import StarterSettings
 
 SPEC = {"source": "s3://data/in/", "processor": {"kind": "builtin", "name": "linecount"}}
 SETTINGS = StarterSettings.from_env(
-    {"PARCELER_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:1:stateMachine:job"}
+    {
+        "PARCELER_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:1:stateMachine:job",
+        "PARCELER_TRIGGER_BUCKETS": "work,inbox",
+        "PARCELER_TRIGGER_PREFIX": "specs/",
+        "PARCELER_TRIGGER_SUFFIX": ".job.json",
+    }
 )
 
 
 def eventbridge(
-    key: str, *, etag: str = "abc", sequencer: str = "0062E99A88DC407460"
+    key: str, *, etag: str = "abc", sequencer: str = "0062E99A88DC407460", bucket: str = "inbox"
 ) -> dict[str, Any]:
     return {
         "version": "0",
         "detail-type": "Object Created",
         "source": "aws.s3",
         "detail": {
-            "bucket": {"name": "inbox"},
+            "bucket": {"name": bucket},
             "object": {"key": key, "size": 10, "etag": etag, "sequencer": sequencer},
             "reason": "PutObject",
         },
@@ -154,18 +160,80 @@ def test_an_invalid_spec_names_the_field() -> None:
 
 
 def test_start_names_the_execution_by_the_job_id_and_drops_a_redelivery(
-    sfn: FakeStepFunctions,
+    sfn: FakeStepFunctions, caplog: pytest.LogCaptureFixture
 ) -> None:
-    read = reader({"s3://inbox/in/a.job.json": SPEC})
-    first = starter.start(eventbridge("in/a.job.json"), SETTINGS, read)
-    again = starter.start(eventbridge("in/a.job.json"), SETTINGS, read)
+    read = reader({"s3://inbox/specs/a.job.json": SPEC})
+    first = starter.start(eventbridge("specs/a.job.json"), SETTINGS, read)
+    with caplog.at_level(logging.INFO, logger="parceler.starter"):
+        again = starter.start(eventbridge("specs/a.job.json"), SETTINGS, read)
 
     assert first.status == "started" and first.execution_arn
     assert again.status == "duplicate" and again.job_id == first.job_id
     assert list(sfn.names) == [first.job_id]
     assert json.loads(sfn.names[first.job_id])["job_id"] == first.job_id
+    # The same object version delivered twice is not new work: no refusal is counted.
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 def test_a_spec_with_its_own_job_id_keeps_it(sfn: FakeStepFunctions) -> None:
-    read = reader({"s3://inbox/a.job.json": {**SPEC, "job_id": "nightly-2024"}})
-    assert starter.start(eventbridge("a.job.json"), SETTINGS, read).job_id == "nightly-2024"
+    read = reader({"s3://inbox/specs/a.job.json": {**SPEC, "job_id": "nightly-2024"}})
+    assert starter.start(eventbridge("specs/a.job.json"), SETTINGS, read).job_id == "nightly-2024"
+
+
+def test_a_reupload_of_a_spec_whose_job_id_ran_is_refused_at_warning_with_the_fix(
+    sfn: FakeStepFunctions, caplog: pytest.LogCaptureFixture
+) -> None:
+    read = reader({"s3://inbox/specs/a.job.json": {**SPEC, "job_id": "nightly-2024"}})
+    starter.start(eventbridge("specs/a.job.json"), SETTINGS, read)
+    corrected = eventbridge("specs/a.job.json", etag="def", sequencer="0062E99A88DC407499")
+    with caplog.at_level(logging.INFO, logger="parceler.starter"):
+        again = starter.start(corrected, SETTINGS, read)
+
+    assert (again.status, again.job_id) == ("duplicate", "nightly-2024")
+    (record,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    message = record.getMessage()
+    assert message.startswith(f"{starter.REFUSAL_MARKER} reason=duplicate ")
+    assert "s3://inbox/specs/a.job.json" in message and "remove job_id" in message
+    assert list(sfn.names) == ["nightly-2024"]
+
+
+@pytest.mark.parametrize(
+    ("bucket", "key", "problem"),
+    [
+        ("elsewhere", "specs/a.job.json", "bucket 'elsewhere' is not one of"),
+        ("inbox", "jobs/a/groups/000/000001/attempt-1/x.job.json", "does not match"),
+        ("inbox", "specs/a.json", "does not match"),
+        ("inbox", "specs.job.json", "does not match"),
+    ],
+)
+def test_a_trigger_outside_the_configuration_is_refused_and_starts_nothing(
+    sfn: FakeStepFunctions,
+    caplog: pytest.LogCaptureFixture,
+    bucket: str,
+    key: str,
+    problem: str,
+) -> None:
+    read = reader({f"s3://{bucket}/{key}": SPEC})
+    with (
+        caplog.at_level(logging.WARNING, logger="parceler.starter"),
+        pytest.raises(UnconfiguredTriggerError, match=problem) as raised,
+    ):
+        starter.start(eventbridge(key, bucket=bucket), SETTINGS, read)
+
+    assert "parceler:triggerPrefix" in str(raised.value)
+    assert sfn.names == {}
+    (record,) = caplog.records
+    assert record.getMessage().startswith(f"{starter.REFUSAL_MARKER} reason=unconfigured ")
+
+
+def test_starter_settings_read_the_trigger_configuration_from_the_environment() -> None:
+    assert SETTINGS.trigger_buckets == ("work", "inbox")
+    assert (SETTINGS.trigger_prefix, SETTINGS.trigger_suffix) == ("specs/", ".job.json")
+    with pytest.raises(SpecError, match="PARCELER_TRIGGER_BUCKETS"):
+        StarterSettings.from_env(
+            {
+                "PARCELER_STATE_MACHINE_ARN": "arn",
+                "PARCELER_TRIGGER_PREFIX": "specs/",
+                "PARCELER_TRIGGER_SUFFIX": ".job.json",
+            }
+        )

@@ -74,7 +74,12 @@ class LocalStack:
             "worker": work,
             "aggregator": work,
             "dead_letter": ledger,
-            "starter": {"PARCELER_STATE_MACHINE_ARN": self.state_machine_arn},
+            "starter": {
+                "PARCELER_STATE_MACHINE_ARN": self.state_machine_arn,
+                "PARCELER_TRIGGER_BUCKETS": self.work_bucket,
+                "PARCELER_TRIGGER_PREFIX": "specs/",
+                "PARCELER_TRIGGER_SUFFIX": ".job.json",
+            },
         }
         if role not in by_role:
             raise KeyError(f"unknown role {role!r}; roles are {ROLES}")

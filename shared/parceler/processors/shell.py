@@ -8,9 +8,10 @@ is run with a shell, never built from data. For each file:
 - stdout: streamed to ``<output_prefix>/<index:06d>-<basename>`` and listed in outputs;
 - stderr: the last 2 KB are kept for the error message;
 - cwd: a fresh temporary folder (scratch space, removed afterwards);
-- env: the worker's environment plus ``PARCELER_INPUT_URI``, ``PARCELER_OUTPUT_URI``,
-  ``PARCELER_JOB_ID``, ``PARCELER_GROUP_INDEX``, ``PARCELER_ATTEMPT``,
-  ``PARCELER_FILE_INDEX``;
+- env: the worker's environment *without its AWS credentials* (the command reads stdin and
+  writes stdout; it must not act as the worker's role) plus ``PARCELER_INPUT_URI``,
+  ``PARCELER_OUTPUT_URI``, ``PARCELER_JOB_ID``, ``PARCELER_GROUP_INDEX``,
+  ``PARCELER_ATTEMPT``, ``PARCELER_FILE_INDEX``;
 - time: ``timeout_seconds`` per file (and never past the group's deadline); on expiry the
   whole process group is killed (SIGKILL).
 
@@ -43,6 +44,23 @@ from parceler.processors.outputs import put_stream
 STDERR_TAIL_BYTES = 2048
 _CHUNK = 1 << 20
 _JOIN_SECONDS = 10.0
+#: Where an AWS SDK finds the worker role's credentials (Lambda sets the keys; ECS the
+#: container endpoint) and the ECS agent endpoint (task protection); none reaches a command.
+CREDENTIAL_VARIABLES = frozenset(
+    {
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+        "ECS_AGENT_URI",
+    }
+)
 
 
 class _StderrTail:
@@ -83,7 +101,7 @@ def run_command(
     by_deadline = left is not None and left < timeout_seconds
     limit = max(left, 0.0) if left is not None and by_deadline else timeout_seconds
     env = {
-        **os.environ,
+        **{name: value for name, value in os.environ.items() if name not in CREDENTIAL_VARIABLES},
         "PARCELER_INPUT_URI": file.uri,
         "PARCELER_OUTPUT_URI": uri,
         "PARCELER_JOB_ID": ctx.job_id,
