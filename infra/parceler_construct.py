@@ -35,6 +35,7 @@ ENV_WORK_BUCKET = "PARCELER_WORK_BUCKET"
 ENV_LAMBDA_QUEUE_URL = "PARCELER_LAMBDA_QUEUE_URL"
 ENV_CONTAINER_QUEUE_URL = "PARCELER_CONTAINER_QUEUE_URL"
 ENV_STATE_MACHINE_ARN = "PARCELER_STATE_MACHINE_ARN"
+ENV_LEDGER_RETENTION_DAYS = "PARCELER_LEDGER_RETENTION_DAYS"
 
 #: Lambda's guidance for SQS event sources: queue visibility ≥ 6 x function timeout, so
 #: a message is not redelivered while throttled retries of one invocation still run.
@@ -200,6 +201,7 @@ class Parceler(Construct):
                 **work_env,
                 ENV_LAMBDA_QUEUE_URL: self.lambda_queue.queue.queue_url,
                 ENV_CONTAINER_QUEUE_URL: self.container_queue.queue.queue_url,
+                ENV_LEDGER_RETENTION_DAYS: str(settings.ledger_retention_days),
             },
             settings.planner_memory_mb,
             settings.planner_timeout_seconds,

@@ -24,7 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 
-from parceler import queue
+from parceler.aws import queue
+from parceler.messages import ReceivedMessage
 from parceler.settings import WorkerSettings
 from parceler.worker import DEFAULT_RETRY_BASE_SECONDS, Outcome, handle_delivery
 
@@ -158,7 +159,7 @@ def _run_one(
     settings: WorkerSettings,
     options: RunnerOptions,
     queue_url: str,
-    message: queue.ReceivedMessage,
+    message: ReceivedMessage,
     me: str,
     visibility: int,
     stop: threading.Event,

@@ -34,9 +34,10 @@ from pathlib import PurePosixPath
 from typing import Any, Literal
 from urllib.parse import unquote_plus
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from parceler import aws, storage
+from parceler.aws.errors import error_code, raise_mapped
 from parceler.errors import ObjectNotFoundError, SpecError
 from parceler.settings import StarterSettings
 from parceler.spec import JobSpec, parse_spec
@@ -176,6 +177,7 @@ def start(
 
     Raises:
         SpecError: not a trigger object, or its spec does not validate.
+        RetryableError, ExecutionError: Step Functions throttled or refused the start.
     """
     obj = parse_event(event)
     spec = spec_for(obj, read)
@@ -185,10 +187,10 @@ def start(
         response = aws.client("stepfunctions").start_execution(
             stateMachineArn=settings.state_machine_arn, name=job_id, input=document
         )
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
+    except (ClientError, BotoCoreError) as exc:
+        if isinstance(exc, ClientError) and error_code(exc) == "ExecutionAlreadyExists":
             log.info("job %s from %s already started: duplicate event dropped", job_id, obj.uri)
             return StartResult("duplicate", job_id, None)
-        raise
+        raise_mapped(exc, "stepfunctions", "StartExecution", job_id)
     log.info("job %s started from %s", job_id, obj.uri)
     return StartResult("started", job_id, response["executionArn"])

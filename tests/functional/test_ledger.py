@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from parceler.ledger import Claim, Ledger, NewGroup, Refusal
+from parceler.aws.ledger import Ledger
+from parceler.ledger import Claim, NewGroup, Refusal
 
 from .conftest import Resources
 
@@ -32,7 +33,7 @@ def test_create_job_is_idempotent(resources: Resources) -> None:
     ledger = _ledger(resources)
     job, created = ledger.create_job(JOB, spec_json="{other}")
     assert not created
-    assert job.attrs["spec"] == "{}"
+    assert job.spec == "{}"
     assert job.n_groups == 3 and job.remaining == 3
     assert not ledger.record_plan(JOB, n_groups=5, attrs={})
     assert ledger.get_job(JOB).n_groups == 3
@@ -118,11 +119,11 @@ def test_mark_job_with_expected_status(resources: Resources) -> None:
     assert not ledger.mark_job(JOB, "SUCCEEDED", expected=["AGGREGATING"])
     assert ledger.mark_job(JOB, "RUNNING", expected=["PLANNING"], poll_seconds=5)
     job = ledger.get_job(JOB)
-    assert job.status == "RUNNING" and job.attrs["poll_seconds"] == 5
+    assert job.status == "RUNNING" and job.poll_seconds == 5
 
 
 def test_missing_table_is_a_typed_error(moto: str) -> None:
-    from parceler.ledger import LedgerError
+    from parceler.errors import LedgerError
 
     with pytest.raises(LedgerError, match="does not exist"):
         Ledger("no-such-table").get_job(JOB)
