@@ -19,9 +19,10 @@ import time
 from collections import Counter
 from typing import Any
 
-from parceler import aws, ledger
+from parceler import aws
+from parceler.aws import ledger
+from parceler.aws.ledger import Ledger
 from parceler.jobs import plan_job
-from parceler.ledger import Ledger
 from parceler.runner import RunnerOptions, run_loop
 from parceler.settings import PlannerSettings, WorkerSettings
 from parceler.spec import JobSpec

@@ -23,7 +23,7 @@ SCRIPT = r"""
 import json, sys, time
 t0 = time.perf_counter()
 from parceler.execution import follow, start_job
-from parceler.ledger import Ledger
+from parceler.aws.ledger import Ledger
 from parceler.local.session import LocalSession
 from parceler.spec import parse_spec
 t1 = time.perf_counter()

@@ -58,6 +58,7 @@ REFUSED_STARTS_METRIC = "RefusedStarts"
 
 #: The ECS agent's task scale-in protection endpoint calls these for the task role.
 TASK_PROTECTION_ACTIONS = ("ecs:UpdateTaskProtection", "ecs:GetTaskProtection")
+ENV_LEDGER_RETENTION_DAYS = "PARCELER_LEDGER_RETENTION_DAYS"
 
 #: Lambda's guidance for SQS event sources: queue visibility ≥ 6 x function timeout, so
 #: a message is not redelivered while throttled retries of one invocation still run.
@@ -250,6 +251,7 @@ class Parceler(Construct):
                 **self._work_env,
                 ENV_LAMBDA_QUEUE_URL: self.lambda_queue.queue.queue_url,
                 ENV_CONTAINER_QUEUE_URL: self.container_queue.queue.queue_url,
+                ENV_LEDGER_RETENTION_DAYS: str(settings.ledger_retention_days),
             },
             settings.planner_memory_mb,
             settings.planner_timeout_seconds,

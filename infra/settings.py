@@ -79,6 +79,10 @@ class ParcelerSettings(BaseModel):
         default=120, alias="containerStopTimeoutSeconds", ge=2, le=120
     )
 
+    # Ledger.
+    ledger_retention_days: int = Field(default=90, alias="ledgerRetentionDays", ge=1)
+    """Days after which DynamoDB's TTL may delete a job's ledger items (``expires_at``)."""
+
     # Work bucket.
     scratch_expiration_days: int = Field(default=30, alias="scratchExpirationDays", ge=0)
     """Days after which objects under ``jobs/`` expire; 0 keeps them forever."""

@@ -20,16 +20,13 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from parceler import queue
+from parceler.errors import RecordNotDoneError
+from parceler.messages import ReceivedMessage
 from parceler.settings import WorkerSettings
-from parceler.worker import handle_delivery
+from parceler.worker import handle_lambda_record
 
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 WORKER_ID = f"lambda:{uuid.uuid4().hex[:12]}"
-
-
-class RecordNotDoneError(Exception):
-    """The record stays in the queue (reported as a batch item failure)."""
 
 
 @functools.cache
@@ -39,10 +36,9 @@ def settings() -> WorkerSettings:
 
 
 def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> str:
-    url = queue.queue_url_from_arn(record.event_source_arn)
-    outcome = handle_delivery(
-        url,
-        queue.ReceivedMessage(
+    outcome = handle_lambda_record(
+        record.event_source_arn,
+        ReceivedMessage(
             message_id=record.message_id,
             body=record.body,
             receipt_handle=record.receipt_handle,
@@ -50,9 +46,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> str:
         ),
         settings(),
         worker_id=WORKER_ID,
-        visibility_seconds=queue.visibility_timeout(url),
         time_left=lambda: lambda_context.get_remaining_time_in_millis() / 1000,
-        delete_when_done=False,
     )
     if not outcome.delete:
         raise RecordNotDoneError(f"{outcome.status}: {outcome.error or ''} {outcome.cause or ''}")

@@ -24,8 +24,9 @@ from typing import Any
 import pyarrow as pa
 
 from parceler import storage
+from parceler.aws.ledger import Ledger
 from parceler.errors import ManifestError, ObjectNotFoundError
-from parceler.ledger import SUCCEEDED, GroupItem, Ledger
+from parceler.ledger import SUCCEEDED, GroupItem
 from parceler.manifest import read_manifest, read_summary, write_manifest
 from parceler.models import DATA_FILE_SCHEMA, empty_table
 from parceler.processors import default_reducer, reduce_values
@@ -183,7 +184,7 @@ def finalize(job_id: str, partials: Sequence[str], settings: AggregatorSettings)
     write_manifest(
         _concat(tables),
         result_uri,
-        parent_fingerprint=_master_fingerprint(folder, job.attrs),
+        parent_fingerprint=_master_fingerprint(folder, job.fingerprint),
         details={
             "job_id": job_id,
             "n_groups": n_groups,
@@ -261,10 +262,9 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
     )
 
 
-def _master_fingerprint(folder: str, attrs: dict[str, Any]) -> str | None:
-    recorded = attrs.get("fingerprint")
+def _master_fingerprint(folder: str, recorded: str | None) -> str | None:
     if recorded:
-        return str(recorded)
+        return recorded
     try:
         return read_summary(storage.join(folder, "manifest.json")).fingerprint
     except (ManifestError, ObjectNotFoundError):

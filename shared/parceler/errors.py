@@ -70,10 +70,6 @@ class ProcessorError(PermanentError):
     """User processor code failed on a group; recorded in the ledger with its cause."""
 
 
-class ConflictError(RetryableError):
-    """A conditional write lost a race (another attempt claimed or committed first)."""
-
-
 class ObjectNotFoundError(PermanentError):
     """An object (S3 key or local file) or its bucket does not exist."""
 
@@ -98,3 +94,47 @@ class UnconfiguredTriggerError(InputError):
 
 class TaskProtectionError(RetryableError):
     """The ECS agent refused or could not set task scale-in protection (logged, not fatal)."""
+class MissingExtraError(InputError):
+    """An optional feature needs a package that is not installed."""
+
+
+class DeadlineExceededError(RetryableError):
+    """The group ran past ``GroupContext.deadline`` (a Lambda about to time out).
+
+    Retryable: the worker records the error, hands the group back and leaves its message,
+    so a later delivery runs it again (from the start, as a new attempt). A group that
+    always runs out of time exhausts the queue's ``maxReceiveCount`` and the dead-letter
+    handler fails it with this error.
+    """
+
+
+class LedgerError(PermanentError):
+    """The ledger table refused a request for a reason retrying will not fix."""
+
+
+class JobNotFoundError(LedgerError):
+    """No job item for this job id."""
+
+
+class QueueError(PermanentError):
+    """SQS refused a request for a reason retrying will not fix (missing queue, access denied)."""
+
+
+class MessageError(PermanentError):
+    """A message body that is not a parceler message."""
+
+
+class EnqueueError(RetryableError):
+    """Some messages of a batch could not be sent after every retry; planning can be re-run."""
+
+
+class StaleReceiptError(PermanentError):
+    """The receipt handle no longer names an in-flight message (deleted or received again)."""
+
+
+class RecordNotDoneError(RetryableError):
+    """A Lambda SQS record stays in the queue (reported as a batch item failure)."""
+
+
+class ExecutionError(PermanentError):
+    """Step Functions refused to start or describe the execution, or it outlived a timeout."""

@@ -13,11 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from parceler import aws, history, storage
-from parceler.errors import ParcelerError, RetryableError
-from parceler.ledger import JobItem, JobNotFoundError, Ledger
+from parceler.aws.errors import raise_mapped
+from parceler.aws.ledger import Ledger
+from parceler.errors import ExecutionError, JobNotFoundError
+from parceler.ledger import JobItem
 from parceler.manifest import read_summary
 from parceler.quotas import ExecutionMeasure
 from parceler.spec import JobSpec
@@ -25,10 +27,6 @@ from parceler.spec import JobSpec
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 # A reducer value up to this size is printed and returned inline; larger ones by URI only.
 INLINE_VALUE_BYTES = 256 * 1024
-
-
-class ExecutionError(ParcelerError):
-    """Step Functions refused to start or describe the execution."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,22 +89,15 @@ def start_job(spec: JobSpec, job_id: str, state_machine_arn: str) -> str:
     Raises:
         ExecutionError: the name is taken (a job with this id already ran or runs) or
             Step Functions refused the call.
+        RetryableError: Step Functions throttled or failed the call.
     """
     document = spec.model_dump(mode="json", exclude_none=True)
     try:
         response = aws.client("stepfunctions").start_execution(
             stateMachineArn=state_machine_arn, name=job_id, input=json.dumps(document)
         )
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code == "ExecutionAlreadyExists":
-            raise ExecutionError(
-                f"a job named {job_id!r} already exists in {state_machine_arn}.",
-                "choose another --job-id, or follow it with `parceler status`.",
-            ) from exc
-        if code in {"ThrottlingException", "ServiceUnavailable"}:
-            raise RetryableError(f"Step Functions throttled StartExecution ({code}).") from exc
-        raise ExecutionError(f"StartExecution failed: {code}: {exc}.") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise_mapped(exc, "stepfunctions", "StartExecution", f"{job_id!r} in {state_machine_arn}")
     return str(response["executionArn"])
 
 
@@ -140,7 +131,10 @@ def follow(
     sfn = aws.client("stepfunctions")
     started = time.monotonic()
     while True:
-        described = sfn.describe_execution(executionArn=execution_arn)
+        try:
+            described = sfn.describe_execution(executionArn=execution_arn)
+        except (ClientError, BotoCoreError) as exc:
+            raise_mapped(exc, "stepfunctions", "DescribeExecution", execution_arn)
         status = str(described["status"])
         job = _job_or_none(ledger, job_id)
         if on_progress is not None:
@@ -187,10 +181,9 @@ def _result(
     """Counts come from the ledger; failed groups from the result manifest's details (the
     aggregator writes them whether the job succeeded or failed on tolerance); error and
     cause prefer the ledger's precise ones over the state machine's generic Fail."""
-    attrs = job.attrs if job is not None else {}
-    result_uri = attrs.get("result_uri")
+    result_uri = job.result_uri if job is not None else None
     details = read_summary(result_uri).details if result_uri else {}
-    value_uri = attrs.get("value_uri")
+    value_uri = job.value_uri if job is not None else None
     return JobResult(
         job_id=job_id,
         status=str(described["status"]),
@@ -201,8 +194,8 @@ def _result(
         result_uri=result_uri,
         value_uri=value_uri,
         result=read_value(value_uri),
-        error=attrs.get("error") or described.get("error"),
-        cause=attrs.get("cause") or described.get("cause"),
+        error=(job.error if job else None) or described.get("error"),
+        cause=(job.cause if job else None) or described.get("cause"),
         seconds=seconds,
         failed_groups=list(details.get("failed_groups") or []),
     )

@@ -34,9 +34,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from parceler import queue, storage
+from parceler import storage
+from parceler.aws import queue
+from parceler.aws.ledger import Ledger
 from parceler.errors import SpecError
-from parceler.ledger import JobItem, Ledger, NewGroup, QueueName
+from parceler.ledger import JobItem, NewGroup, QueueName
+from parceler.messages import GroupMessage, encode
 from parceler.partition import Limits
 from parceler.planning import plan_files, write_plan
 from parceler.processors import check_processor, default_reducer
@@ -156,10 +159,10 @@ def plan_job(
         EnqueueError: messages could not be sent; run again to resume.
         RetryableError: a transient AWS failure; run again to resume.
     """
-    ledger = Ledger(settings.ledger_table)
+    ledger = Ledger(settings.ledger_table, retention_days=settings.ledger_retention_days)
     spec_json = spec.model_dump_json(exclude_none=True)
     job, created = ledger.create_job(job_id, spec_json=spec_json)
-    if not created and job.attrs.get("spec") != spec_json:
+    if not created and job.spec != spec_json:
         raise SpecError(
             f"job {job_id!r} already exists with a different spec.",
             "use a new job id (execution name) for a different spec.",
@@ -175,18 +178,16 @@ def plan_job(
         groups = [
             NewGroup(
                 g.index,
-                str(g.attrs.get("fingerprint", "")),
+                g.fingerprint or "",
                 g.summary_uri or "",
                 float(g.predicted_seconds or 0.0),
                 "container" if g.queue == "container" else "lambda",
-                int(g.attrs.get("n_files") or 0),
-                int(g.attrs.get("size") or 0),
+                g.n_files or 0,
+                g.size or 0,
             )
             for g in ledger.list_groups(job_id)
         ]
-    _enqueue(
-        job_id, groups, settings, ledger, int(job.attrs.get("enqueued_through") or 0), send_attempts
-    )
+    _enqueue(job_id, groups, settings, ledger, job.enqueued_through, send_attempts)
     ledger.mark_job(job_id, "RUNNING", expected=["PLANNING"])
     return _result(ledger.get_job(job_id), batch_size)
 
@@ -265,7 +266,7 @@ def _enqueue(
             unsent = chunk[max(0, through - first) :]
             if not unsent:
                 continue
-            bodies = [queue.encode(queue.GroupMessage(summary_uri=g.summary_uri)) for g in unsent]
+            bodies = [encode(GroupMessage(summary_uri=g.summary_uri)) for g in unsent]
             queue.send_batch(urls[queue_name], bodies, attempts=send_attempts)
             ledger.advance_job_counter(job_id, "enqueued_through", position)
 
@@ -276,10 +277,10 @@ def _result(job: JobItem, batch_size: int) -> PlanResult:
         job_id=job.job_id,
         n_groups=n_groups,
         batches=aggregation_batches(job.job_id, n_groups, batch_size),
-        poll_seconds=int(job.attrs.get("poll_seconds") or 5),
+        poll_seconds=job.poll_seconds or 5,
     )
 
 
 def spec_of(job: JobItem) -> JobSpec:
     """The spec a job was planned with (from its ledger item)."""
-    return JobSpec.model_validate(json.loads(str(job.attrs.get("spec") or "{}")))
+    return JobSpec.model_validate(json.loads(job.spec or "{}"))

@@ -29,7 +29,6 @@ from pydantic import ValidationError
 
 from parceler import storage
 from parceler.errors import (
-    ConflictError,
     ManifestError,
     ManifestNotFoundError,
     ObjectNotFoundError,
@@ -211,7 +210,6 @@ def write_manifest(
     group_index: int | None = None,
     group_count: int | None = None,
     details: dict[str, Any] | None = None,
-    if_none_match: bool = False,
     conformed: bool = False,
 ) -> ManifestSummary:
     """Write ``table`` as a manifest: the Parquet data object, then the JSON summary.
@@ -222,12 +220,6 @@ def write_manifest(
             unless ``data_uri`` is given.
         data_uri: where the Parquet data goes; default ``summary_uri`` with ``.parquet``.
         parent_fingerprint, group_index, group_count, details: recorded in the summary.
-        if_none_match: commit only if no summary exists at ``summary_uri`` yet (S3
-            ``IfNoneMatch="*"``, a local exclusive create), so a committer never replaces a
-            committed manifest. An existing summary is also checked for before the data is
-            written, so a late committer does not overwrite the data a committed summary
-            verifies against; two committers racing on one ``data_uri`` can still both write
-            the data (the loser's summary write fails), so give each attempt its own URIs.
         conformed: the caller guarantees ``table`` already passed :func:`conform` and skips
             re-checking it.
 
@@ -235,7 +227,6 @@ def write_manifest(
         The summary as written. Row order is kept as given.
 
     Raises:
-        ConflictError: ``if_none_match`` and a summary already exists at ``summary_uri``.
         ManifestError: the table does not conform, or the summary fields are invalid.
         RetryableError, StorageError: from :mod:`parceler.storage`.
     """
@@ -250,7 +241,6 @@ def write_manifest(
         group_index=group_index,
         group_count=group_count,
         details=details,
-        if_none_match=if_none_match,
     )
 
 
@@ -343,7 +333,6 @@ def _write(
     group_index: int | None,
     group_count: int | None,
     details: dict[str, Any] | None,
-    if_none_match: bool = False,
     in_place: bool = False,
 ) -> ManifestSummary:
     """Write the data of a conformed ``table``, then its summary (the commit point)."""
@@ -363,8 +352,6 @@ def _write(
         )
     except ValidationError as exc:
         raise ManifestError(f"{where}: invalid summary fields: {exc}") from exc
-    if if_none_match and storage.exists(summary_uri):
-        raise ConflictError(f"{where}: a summary is already committed there.")
     storage.write_bytes(
         data_uri, encode_data(table), content_type=_PARQUET_CONTENT_TYPE, in_place=in_place
     )
@@ -372,7 +359,6 @@ def _write(
         summary_uri,
         summary.model_dump_json(indent=2).encode(),
         content_type=_JSON_CONTENT_TYPE,
-        if_none_match=if_none_match,
         in_place=in_place,
     )
     return summary

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from parceler.errors import InputError
+from parceler.errors import MissingExtraError
 from parceler.ledger import GroupItem, JobItem
 from parceler.units import format_size
 
@@ -51,10 +51,6 @@ TIMELINE_ROW_HEIGHT = 20
 _ROW_GAP = 4
 _AXIS_HEIGHT = 30
 _TOP = 8
-
-
-class MissingExtraError(InputError):
-    """An optional feature needs a package that is not installed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,14 +157,10 @@ def histogram(values: Sequence[float], bins: int | None = None) -> tuple[Bin, ..
     return tuple(Bin(low + i * width, low + (i + 1) * width, c) for i, c in enumerate(counts))
 
 
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
 def _latest_known(job: JobItem, groups: Sequence[GroupItem]) -> float | None:
     stamps = [job.updated_at]
     for g in groups:
-        stamps += [g.started_at, g.finished_at, _number(g.attrs.get("updated_at"))]
+        stamps += [g.started_at, g.finished_at, g.updated_at]
     known = [float(s) for s in stamps if s is not None]
     return max(known) if known else None
 
@@ -198,8 +190,8 @@ def build_report(
         elif is_open:
             end = float(open_end if open_end is not None else start)
         else:  # handed back after a retryable error: the attempt ended at its last update
-            end = _number(g.attrs.get("updated_at")) or start
-        worker = str(g.attrs.get("worker") or UNKNOWN_WORKER)
+            end = g.updated_at or start
+        worker = g.worker or UNKNOWN_WORKER
         by_worker[worker].append(
             Bar(g.index, g.status, g.attempt, start - origin, max(start, end) - origin, is_open)
         )
@@ -219,7 +211,7 @@ def build_report(
         for g in groups
         if g.finished_at is not None and g.started_at is not None
     ]
-    sizes = [float(s) for g in groups if (s := _number(g.attrs.get("size"))) is not None]
+    sizes = [float(g.size) for g in groups if g.size is not None]
     failures = tuple(
         Failure(
             group=g.index,
@@ -227,17 +219,16 @@ def build_report(
             attempts=g.attempt,
             error=g.error or g.last_error or "(no error recorded)",
             cause=g.cause if g.error else (g.cause or g.last_cause),
-            worker=g.attrs.get("worker"),
+            worker=g.worker,
         )
         for g in sorted(groups, key=lambda g: g.index)
         if g.status == "FAILED" or g.last_error is not None
     )
     counts = Counter(g.status for g in groups)
-    error = job.attrs.get("error")
     return ReportData(
         job_id=job.job_id,
         job_status=job.status,
-        job_error=None if error is None else str(error),
+        job_error=job.error,
         n_groups=int(job.n_groups if job.n_groups is not None else len(groups)),
         status_counts=tuple(sorted(counts.items())),
         origin=origin if started else None,

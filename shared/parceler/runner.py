@@ -24,7 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 
-from parceler import queue, task_protection
+from parceler import task_protection
+from parceler.aws import queue
+from parceler.messages import ReceivedMessage
 from parceler.settings import WorkerSettings
 from parceler.worker import DEFAULT_RETRY_BASE_SECONDS, Outcome, handle_delivery
 
@@ -160,7 +162,7 @@ def _run_one(
     settings: WorkerSettings,
     options: RunnerOptions,
     queue_url: str,
-    message: queue.ReceivedMessage,
+    message: ReceivedMessage,
     me: str,
     visibility: int,
     stop: threading.Event,

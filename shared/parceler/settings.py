@@ -14,6 +14,7 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from parceler.errors import SpecError
+from parceler.ledger import DEFAULT_RETENTION_DAYS
 
 
 class _EnvSettings(BaseModel):
@@ -55,10 +56,17 @@ class WorkAreaSettings(LedgerSettings):
 
 
 class PlannerSettings(WorkAreaSettings):
-    """The planner sends one message per group to the queue its duration routes it to."""
+    """The planner sends one message per group to the queue its duration routes it to.
+
+    It also creates the job's and groups' ledger items, which the table's TTL may delete
+    ``ledger_retention_days`` after their creation (default 90).
+    """
 
     lambda_queue_url: str = Field(alias="PARCELER_LAMBDA_QUEUE_URL", min_length=1)
     container_queue_url: str = Field(alias="PARCELER_CONTAINER_QUEUE_URL", min_length=1)
+    ledger_retention_days: int = Field(
+        default=DEFAULT_RETENTION_DAYS, alias="PARCELER_LEDGER_RETENTION_DAYS", ge=1
+    )
 
 
 class WorkerSettings(WorkAreaSettings):

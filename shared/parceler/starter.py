@@ -43,9 +43,10 @@ from pathlib import PurePosixPath
 from typing import Any, Literal
 from urllib.parse import unquote_plus
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from parceler import aws, storage
+from parceler.aws.errors import error_code, raise_mapped
 from parceler.errors import ObjectNotFoundError, SpecError, UnconfiguredTriggerError
 from parceler.settings import StarterSettings
 from parceler.spec import JobSpec, parse_spec
@@ -221,6 +222,7 @@ def start(
     Raises:
         UnconfiguredTriggerError: a bucket or key outside the configuration.
         SpecError: not a trigger object, or its spec does not validate.
+        RetryableError, ExecutionError: Step Functions throttled or refused the start.
     """
     obj = parse_event(event)
     check_configured(obj, settings)
@@ -231,8 +233,8 @@ def start(
         response = aws.client("stepfunctions").start_execution(
             stateMachineArn=settings.state_machine_arn, name=job_id, input=document
         )
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
+    except (ClientError, BotoCoreError) as exc:
+        if isinstance(exc, ClientError) and error_code(exc) == "ExecutionAlreadyExists":
             if spec.job_id is None:
                 log.info("job %s from %s already started: event redelivered", job_id, obj.uri)
             else:
@@ -245,6 +247,6 @@ def start(
                     "own job) or give it a new one.",
                 )
             return StartResult("duplicate", job_id, None)
-        raise
+        raise_mapped(exc, "stepfunctions", "StartExecution", job_id)
     log.info("job %s started from %s", job_id, obj.uri)
     return StartResult("started", job_id, response["executionArn"])

@@ -1,11 +1,10 @@
 """URI I/O for ``s3://`` objects, ``file://`` URIs and plain local paths, with typed errors.
 
 Every S3 call goes through :func:`parceler.aws.client`, so ``AWS_ENDPOINT_URL`` (moto, another
-emulator) and real AWS are one code path. botocore errors are mapped by error code and HTTP
-status, never by message text:
+emulator) and real AWS are one code path. botocore errors go through
+:func:`parceler.aws.errors.raise_mapped` (by error code and HTTP status, never message text):
 
 - ``NoSuchKey``, ``NoSuchBucket``, ``NotFound``, HTTP 404 → ``ObjectNotFoundError``
-- ``PreconditionFailed`` (412), ``ConditionalRequestConflict`` (409) → ``ConflictError``
 - throttling codes, HTTP 5xx, connection and read timeouts → ``RetryableError``
 - anything else (``AccessDenied``, missing credentials, ...) → ``StorageError``
 
@@ -13,7 +12,7 @@ Local paths get the same errors (a missing file is ``ObjectNotFoundError``). Loc
 atomic against concurrent readers (a temp file in the same folder, then a rename) but are
 not fsynced: the local mode trades power-loss durability for speed.
 
-Writes: :func:`write_bytes` for a body in memory (optionally create-only), :func:`put_stream`
+Writes: :func:`write_bytes` for a body in memory, :func:`put_stream`
 and :func:`put_file` for bodies of any size (S3 multipart uploads, one part in memory).
 """
 
@@ -31,16 +30,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Literal, NoReturn, Protocol, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from parceler import aws
-from parceler.errors import (
-    ConflictError,
-    ObjectNotFoundError,
-    RetryableError,
-    StorageError,
-    UnsupportedUriError,
-)
+from parceler.aws.errors import error_code, raise_mapped
+from parceler.errors import ObjectNotFoundError, StorageError, UnsupportedUriError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -48,25 +42,6 @@ if TYPE_CHECKING:
 
 ACCEPTED_SCHEMES = ("s3", "file")
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
-_NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "NotFound", "404"})
-_CONFLICT_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
-_RETRYABLE_CODES = frozenset(
-    {
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottled",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "InternalError",
-        "ServiceUnavailable",
-        "503",
-        "500",
-    }
-)
 _DELETE_BATCH = 1000  # the DeleteObjects maximum
 # 32 MiB parts: S3 allows 10,000 parts, so one streamed object may reach 320 GiB, while a
 # writer holds one part in memory at a time (a Lambda with 1 GB of memory copes).
@@ -161,41 +136,6 @@ def join(prefix: str, *parts: str) -> str:
 # -- errors ----------------------------------------------------------------------------------
 
 
-def _raise_mapped(exc: Exception, uri: str, action: str) -> NoReturn:
-    """Re-raise a botocore exception as the typed parceler error, chained to the original."""
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        where = f"{action} {uri}"
-        if code in _NOT_FOUND_CODES or (status == 404 and not code):
-            bucket_missing = code == "NoSuchBucket"
-            raise ObjectNotFoundError(
-                f"{where}: {'bucket' if bucket_missing else 'object'} not found ({code or 404}).",
-                "Check the URI (and that the object was written before it is read).",
-            ) from exc
-        if code in _CONFLICT_CODES or status == 412:
-            raise ConflictError(
-                f"{where}: a conditional write lost ({code or status}); the object already exists."
-            ) from exc
-        if code in _RETRYABLE_CODES or status >= 500:
-            raise RetryableError(f"{where}: S3 is busy or failing ({code or status}).") from exc
-        raise StorageError(
-            f"{where}: S3 refused the request ({code or status}).",
-            "Check the bucket name, its region and this role's permissions.",
-        ) from exc
-    if isinstance(exc, NoCredentialsError):
-        raise StorageError(
-            f"{action} {uri}: no AWS credentials found.",
-            "Configure credentials, or use --local for the embedded emulator.",
-        ) from exc
-    if isinstance(exc, BotoCoreError):
-        raise RetryableError(
-            f"{action} {uri}: the connection failed ({type(exc).__name__})."
-        ) from exc
-    raise exc
-
-
 def _raise_local(exc: OSError, uri: str, action: str) -> NoReturn:
     if action == "write" and isinstance(exc, NotADirectoryError | FileExistsError):
         raise StorageError(
@@ -233,7 +173,7 @@ def read_bytes(uri: str) -> bytes:
             response = _s3().get_object(Bucket=parsed.bucket, Key=parsed.key)
             return response["Body"].read()
         except (ClientError, BotoCoreError) as exc:
-            _raise_mapped(exc, uri, "read")
+            raise_mapped(exc, "s3", "read", uri)
     try:
         return Path(parsed.path).read_bytes()
     except OSError as exc:
@@ -261,7 +201,7 @@ class _S3Stream(io.RawIOBase):
         try:
             chunk = self._body.read(len(view))
         except (ClientError, BotoCoreError) as exc:
-            _raise_mapped(exc, self._uri, "stream")
+            raise_mapped(exc, "s3", "stream", self._uri)
         view[: len(chunk)] = chunk
         return len(chunk)
 
@@ -286,7 +226,7 @@ def open_input(uri: str) -> BinaryIO:
         try:
             response = _s3().get_object(Bucket=parsed.bucket, Key=parsed.key)
         except (ClientError, BotoCoreError) as exc:
-            _raise_mapped(exc, uri, "open")
+            raise_mapped(exc, "s3", "open", uri)
         raw = _S3Stream(response["Body"], uri)
         return cast(BinaryIO, io.BufferedReader(raw, buffer_size=1 << 20))
     try:
@@ -319,9 +259,9 @@ def read_range(uri: str, start: int, length: int) -> bytes:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "InvalidRange":
                 return b""
-            _raise_mapped(exc, uri, "read range of")
+            raise_mapped(exc, "s3", "read range of", uri)
         except BotoCoreError as exc:
-            _raise_mapped(exc, uri, "read range of")
+            raise_mapped(exc, "s3", "read range of", uri)
     try:
         with Path(parsed.path).open("rb") as handle:
             handle.seek(start)
@@ -341,7 +281,7 @@ def object_size(uri: str) -> int:
         try:
             return int(_s3().head_object(Bucket=parsed.bucket, Key=parsed.key)["ContentLength"])
         except (ClientError, BotoCoreError) as exc:
-            _raise_mapped(exc, uri, "size of")
+            raise_mapped(exc, "s3", "size of", uri)
     path = Path(parsed.path)
     try:
         if path.is_dir():
@@ -363,11 +303,11 @@ def exists(uri: str) -> bool:
             _s3().head_object(Bucket=parsed.bucket, Key=parsed.key)
         except ClientError as exc:
             try:
-                _raise_mapped(exc, uri, "check")
+                raise_mapped(exc, "s3", "check", uri)
             except ObjectNotFoundError:
                 return False
         except BotoCoreError as exc:
-            _raise_mapped(exc, uri, "check")
+            raise_mapped(exc, "s3", "check", uri)
         return True
     return Path(parsed.path).is_file()
 
@@ -380,17 +320,14 @@ def write_bytes(
     data: bytes,
     *,
     content_type: str | None = None,
-    if_none_match: bool = False,
     in_place: bool = False,
 ) -> None:
-    """Write ``data`` to ``uri``, replacing any object there unless ``if_none_match``.
+    """Write ``data`` to ``uri``, replacing any object there.
 
     Args:
         uri: the destination.
         data: the whole body.
         content_type: the S3 ``Content-Type`` (ignored for local files).
-        if_none_match: write only if nothing exists yet: S3 ``IfNoneMatch="*"``; locally an
-            exclusive create (a hard link of the finished temp file, so it is atomic too).
         in_place: locally, write the file directly instead of a temp file renamed into place
             (a crash can leave it half-written): for many objects committed together by a
             later atomic write. No effect on S3, where a PUT is always atomic.
@@ -399,7 +336,6 @@ def write_bytes(
     ``in_place``.
 
     Raises:
-        ConflictError: ``if_none_match`` and the object already exists.
         RetryableError, StorageError: as for :func:`read_bytes`.
     """
     parsed = parse_uri(uri)
@@ -409,18 +345,15 @@ def write_bytes(
         extra: dict[str, str] = {}
         if content_type is not None:
             extra["ContentType"] = content_type
-        if if_none_match:
-            extra["IfNoneMatch"] = "*"
         try:
             _s3().put_object(Bucket=parsed.bucket, Key=parsed.key, Body=data, **extra)  # type: ignore[arg-type]
         except (ClientError, BotoCoreError) as exc:
-            _raise_mapped(exc, uri, "write")
+            raise_mapped(exc, "s3", "write", uri)
         return
     _write_local(
         Path(parsed.path),
         uri,
         lambda handle: handle.write(data),
-        exclusive=if_none_match,
         in_place=in_place,
     )
 
@@ -430,7 +363,6 @@ def _write_local(
     uri: str,
     fill: Callable[[BinaryIO], object],
     *,
-    exclusive: bool,
     in_place: bool = False,
 ) -> int:
     """Write via ``fill`` to a temp file beside ``path``, then move it there; return its size.
@@ -440,7 +372,7 @@ def _write_local(
     The folder is created only when the first attempt finds it missing.
     """
     try:
-        if in_place and not exclusive:
+        if in_place:
             with _open_creating_folder(path, lambda: path.open("wb")) as handle:
                 fill(handle)
                 return handle.tell()
@@ -455,13 +387,7 @@ def _write_local(
         with os.fdopen(fd, "wb") as handle:
             fill(handle)
             size = handle.tell()
-        if exclusive:
-            try:
-                os.link(tmp, path)  # fails if path exists: an atomic exclusive create
-            except FileExistsError as exc:
-                raise ConflictError(f"write {uri}: the file already exists.") from exc
-        else:
-            tmp.replace(path)
+        tmp.replace(path)
     except OSError as exc:
         _raise_local(exc, uri, "write")
     finally:
@@ -527,7 +453,6 @@ def put_stream(
             Path(parsed.path),
             uri,
             lambda handle: shutil.copyfileobj(stream, handle, 1 << 20),
-            exclusive=False,
         )
         return PutResult(size, None)
     if not parsed.key or parsed.key.endswith("/"):
@@ -584,7 +509,7 @@ def _put_s3(
             return PutResult(len(first), response.get("ETag", "").strip('"') or None)
         upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"]  # type: ignore[arg-type]
     except (ClientError, BotoCoreError) as exc:
-        _raise_mapped(exc, uri, "write")
+        raise_mapped(exc, "s3", "write", uri)
     parts: list[CompletedPartTypeDef] = []
     total = 0
     try:
@@ -604,7 +529,7 @@ def _put_s3(
         with contextlib.suppress(ClientError, BotoCoreError):
             s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
         if isinstance(exc, ClientError | BotoCoreError):
-            _raise_mapped(exc, uri, "write")
+            raise_mapped(exc, "s3", "write", uri)
         raise
     return PutResult(total, done.get("ETag", "").strip('"') or None)
 
@@ -639,11 +564,11 @@ def delete_prefix(uri: str) -> int:
                 )
                 deleted += len(batch) - len(response.get("Errors", []))
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "NoSuchBucket":
+        if error_code(exc) == "NoSuchBucket":
             return deleted
-        _raise_mapped(exc, uri, "delete")
+        raise_mapped(exc, "s3", "delete", uri)
     except BotoCoreError as exc:
-        _raise_mapped(exc, uri, "delete")
+        raise_mapped(exc, "s3", "delete", uri)
     return deleted
 
 

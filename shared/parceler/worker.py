@@ -32,12 +32,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from parceler import queue, storage
-from parceler.errors import ParcelerError, PermanentError
-from parceler.ledger import Claim, Ledger
+from parceler import storage
+from parceler.aws import queue
+from parceler.aws.ledger import Ledger
+from parceler.errors import MessageError, ParcelerError, PermanentError, StaleReceiptError
+from parceler.ledger import Claim
 from parceler.manifest import read_manifest, read_summary, write_manifest
+from parceler.messages import GroupMessage, ReceivedMessage
 from parceler.processors import GroupContext, run_group
-from parceler.processors.context import DeadlineExceededError
 from parceler.settings import LedgerSettings, WorkerSettings
 from parceler.spec import ProcessorSpec, ReducerSpec
 
@@ -125,7 +127,7 @@ def process_message(
     if lease_seconds is None:
         lease_seconds = float(heartbeat.visibility_seconds) if heartbeat is not None else 900.0
     try:
-        message = queue.GroupMessage.parse(body)
+        message = GroupMessage.parse(body)
         manifest = read_manifest(message.summary_uri)
         summary = manifest.summary
         job_id = str(summary.details["job_id"])
@@ -180,12 +182,10 @@ def process_message(
         committed = ledger.commit_group(
             job_id, index, attempt, result_uri, _summary_text(value_json)
         )
-    except DeadlineExceededError as exc:
-        return _retry(ledger, job_id, index, attempt, exc, retry_base_seconds)
     except PermanentError as exc:
         ledger.fail_group(job_id, index, type(exc).__name__, str(exc))
         return Outcome("failed", job_id, index, attempt, error=type(exc).__name__, cause=str(exc))
-    except Exception as exc:  # noqa: BLE001 -- unknown faults are retried, then dead-lettered
+    except Exception as exc:  # noqa: BLE001 -- retryable and unknown faults: retried, then dead-lettered
         return _retry(ledger, job_id, index, attempt, exc, retry_base_seconds)
     finally:
         if heartbeat is not None:
@@ -229,7 +229,7 @@ def _summary_text(text: str | None) -> str | None:
 
 def handle_delivery(
     queue_url: str,
-    message: queue.ReceivedMessage,
+    message: ReceivedMessage,
     settings: WorkerSettings,
     *,
     worker_id: str,
@@ -281,11 +281,36 @@ def handle_delivery(
     elif outcome.retry_after is not None:
         try:
             queue.change_visibility(queue_url, message.receipt_handle, outcome.retry_after)
-        except queue.StaleReceiptError:
+        except StaleReceiptError:
             log.warning(
                 "could not set the backoff of message %s: stale receipt", message.message_id
             )
     return outcome
+
+
+def handle_lambda_record(
+    queue_arn: str,
+    message: ReceivedMessage,
+    settings: WorkerSettings,
+    *,
+    worker_id: str,
+    time_left: Callable[[], float],
+) -> Outcome:
+    """One record of a Lambda's SQS batch: :func:`handle_delivery` without deleting.
+
+    The queue's URL and visibility timeout are looked up from its ARN (cached per
+    process); the event source mapping deletes the records the handler reports done.
+    """
+    url = queue.queue_url_from_arn(queue_arn)
+    return handle_delivery(
+        url,
+        message,
+        settings,
+        worker_id=worker_id,
+        visibility_seconds=queue.visibility_timeout(url),
+        time_left=time_left,
+        delete_when_done=False,
+    )
 
 
 def _group_from_path(summary_uri: str) -> tuple[str, int] | None:
@@ -311,8 +336,8 @@ def dead_letter(body: str, settings: LedgerSettings) -> Outcome:
         ``rejected`` (not a parceler group message: logged, nothing to mark).
     """
     try:
-        message = queue.GroupMessage.parse(body)
-    except queue.MessageError as exc:
+        message = GroupMessage.parse(body)
+    except MessageError as exc:
         log.error("dead letter is not a group message, dropped: %r (%s)", body[:500], exc)
         return Outcome("rejected", error=type(exc).__name__, cause=str(exc))
     try:

@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
+from parceler.aws.ledger import Ledger
 from parceler.execution import JobResult, follow, start_job
-from parceler.ledger import RUNNING, SUCCEEDED, GroupItem, Ledger
+from parceler.ledger import RUNNING, SUCCEEDED, GroupItem
 from parceler.local.session import LocalSession
 from parceler.manifest import read_summary
 from parceler.spec import JobSpec, parse_spec

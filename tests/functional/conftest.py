@@ -9,8 +9,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from parceler import aws, history, ledger
-from parceler.queue import ReceivedMessage, receive
+from parceler import aws, history
+from parceler.aws import ledger
+from parceler.aws.queue import receive
+from parceler.messages import ReceivedMessage
 from parceler.settings import DeadLetterSettings, PlannerSettings, WorkerSettings
 from parceler.spec import JobSpec
 

@@ -8,9 +8,11 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from parceler import ledger, storage
+from parceler import storage
 from parceler.aggregate import INLINE_VALUE_BYTES, finalize, reduce_batch
-from parceler.ledger import Ledger, NewGroup
+from parceler.aws import ledger
+from parceler.aws.ledger import Ledger
+from parceler.ledger import NewGroup
 from parceler.manifest import read_manifest, write_manifest
 from parceler.models import DATA_FILE_SCHEMA
 from parceler.settings import AggregatorSettings
@@ -120,7 +122,7 @@ def test_only_committed_results_are_reduced_through_the_tree(settings: Aggregato
     uris = result.table.column("uri").to_pylist()
     assert len(uris) == 6 and not any("/a99/" in u for u in uris)
     job = ledger.get_job("j1")
-    assert job.status == "SUCCEEDED" and job.attrs["result_uri"] == outcome.result_uri
+    assert job.status == "SUCCEEDED" and job.result_uri == outcome.result_uri
 
 
 def test_failures_within_tolerance_succeed_and_are_listed(settings: AggregatorSettings) -> None:
@@ -149,8 +151,8 @@ def test_failures_over_tolerance_fail_the_job_in_the_ledger(settings: Aggregator
     assert (outcome.status, outcome.within_tolerance) == ("FAILED", False)
     job = ledger.get_job("j3")
     assert job.status == "FAILED"
-    assert job.attrs["error"] == "Parceler.ToleranceExceeded"
-    assert "1 of 2 groups failed" in job.attrs["cause"]
+    assert job.error == "Parceler.ToleranceExceeded"
+    assert "1 of 2 groups failed" in job.cause
 
 
 def test_a_group_no_partial_covers_counts_as_failed(settings: AggregatorSettings) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
-from parceler import ledger
+from parceler.aws import ledger
 from parceler.local.emulator import LocalAws
 
 pytestmark = pytest.mark.functional

@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 
 from parceler import aws
+from parceler.aws.ledger import Ledger
+from parceler.aws.queue import receive, send_batch
 from parceler.errors import SpecError
 from parceler.jobs import plan_job
-from parceler.ledger import Claim, GroupItem, Ledger
+from parceler.ledger import Claim, GroupItem
 from parceler.manifest import read_manifest
-from parceler.queue import GroupMessage, ReceivedMessage, encode, receive, send_batch
+from parceler.messages import GroupMessage, ReceivedMessage, encode
 
 from .conftest import Resources, drain, group_spec, seed_source
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import pytest
 
-from parceler.ledger import Claim, Ledger, NewGroup, Refusal
+from parceler import aws
+from parceler.aws.dynamodb_codec import from_item
+from parceler.aws.ledger import Ledger
+from parceler.errors import LedgerError
+from parceler.ledger import Claim, GroupItem, JobItem, NewGroup, Refusal
 
 from .conftest import Resources
 
@@ -32,7 +38,7 @@ def test_create_job_is_idempotent(resources: Resources) -> None:
     ledger = _ledger(resources)
     job, created = ledger.create_job(JOB, spec_json="{other}")
     assert not created
-    assert job.attrs["spec"] == "{}"
+    assert job.spec == "{}"
     assert job.n_groups == 3 and job.remaining == 3
     assert not ledger.record_plan(JOB, n_groups=5, attrs={})
     assert ledger.get_job(JOB).n_groups == 3
@@ -118,11 +124,53 @@ def test_mark_job_with_expected_status(resources: Resources) -> None:
     assert not ledger.mark_job(JOB, "SUCCEEDED", expected=["AGGREGATING"])
     assert ledger.mark_job(JOB, "RUNNING", expected=["PLANNING"], poll_seconds=5)
     job = ledger.get_job(JOB)
-    assert job.status == "RUNNING" and job.attrs["poll_seconds"] == 5
+    assert job.status == "RUNNING" and job.poll_seconds == 5
 
 
 def test_missing_table_is_a_typed_error(moto: str) -> None:
-    from parceler.ledger import LedgerError
-
     with pytest.raises(LedgerError, match="does not exist"):
         Ledger("no-such-table").get_job(JOB)
+
+
+def test_every_attribute_the_adapter_writes_is_a_typed_field(resources: Resources) -> None:
+    # Drive every write path, then read the raw items: no attribute may go unmodelled.
+    ledger = _ledger(resources)
+    ledger.advance_job_counter(JOB, "enqueued_through", 3)
+    ok = ledger.claim_group(JOB, 0, "w1", lease_seconds=60)
+    failing = ledger.claim_group(JOB, 1, "w1", lease_seconds=60)
+    retried = ledger.claim_group(JOB, 2, "w1", lease_seconds=60)
+    assert isinstance(ok, Claim) and isinstance(failing, Claim) and isinstance(retried, Claim)
+    ledger.extend_lease(JOB, 0, ok.attempt, lease_seconds=60)
+    assert ledger.commit_group(JOB, 0, ok.attempt, "s3://r/0.json", '{"n":1}')
+    assert ledger.fail_group(JOB, 1, "ProcessorError", "boom")
+    assert ledger.record_error(JOB, 2, retried.attempt, "RetryableError", "throttled")
+    assert ledger.mark_job(
+        JOB, "FAILED", result_uri="s3://r.json", value_uri="s3://v.json", error="E", cause="C"
+    )
+    items = aws.client("dynamodb").scan(TableName=resources.worker.ledger_table)["Items"]
+    job_names = {f.name for f in fields(JobItem)} | {"pk", "sk"}
+    group_names = ({f.name for f in fields(GroupItem)} - {"job_id", "index"}) | {"pk", "sk"}
+    for item in items:
+        names = job_names if item["sk"]["S"] == "job" else group_names
+        assert set(item) <= names, set(item) - names
+    group = ledger.get_group(JOB, 2)
+    assert group is not None and (group.worker, group.last_attempt) == ("w1", retried.attempt)
+    assert ledger.get_job(JOB).enqueued_through == 3
+
+
+def test_attributes_that_no_type_declares_are_refused(resources: Resources) -> None:
+    ledger = _ledger(resources)
+    with pytest.raises(ValueError, match="not job item attributes"):
+        ledger.mark_job(JOB, "RUNNING", pol_seconds=5)
+    with pytest.raises(ValueError, match="not job item attributes"):
+        ledger.record_plan(JOB, n_groups=3, attrs={"typo": 1})
+
+
+def test_created_items_expire_after_the_retention(resources: Resources) -> None:
+    ledger = Ledger(resources.worker.ledger_table, retention_days=2)
+    ledger.create_job(JOB, spec_json="{}", now=1000.0)
+    ledger.put_groups(JOB, [NewGroup(0, "fp", "s3://b/g.json", 1.0, "lambda", 1, 10)], now=1000.0)
+    items = aws.client("dynamodb").scan(TableName=resources.worker.ledger_table)["Items"]
+    assert [from_item(i)["expires_at"] for i in items] == [1000 + 2 * 86_400] * 2
+    group = ledger.get_group(JOB, 0)
+    assert group is not None and group.expires_at == ledger.get_job(JOB).expires_at

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from parceler import aws, storage
-from parceler.errors import ConflictError, ManifestError, ManifestNotFoundError, ObjectNotFoundError
+from parceler.errors import ManifestError, ManifestNotFoundError, ObjectNotFoundError
 from parceler.manifest import read_manifest, write_manifest
 from parceler.models import DATA_FILE_SCHEMA
 
@@ -48,19 +48,6 @@ def test_round_trip_lands_in_the_emulator(moto: str, bucket: str) -> None:
     loaded = read_manifest(uri)
     assert loaded.summary == summary
     assert loaded.table.equals(files(4))
-
-
-def test_if_none_match_on_s3(bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    uri = f"s3://{bucket}/jobs/j1/groups/000001/attempt-1/result.json"
-    first = write_manifest(files(3), uri, if_none_match=True)
-    with pytest.raises(ConflictError):
-        write_manifest(files(2), uri, if_none_match=True)
-    assert read_manifest(uri).summary == first  # data untouched, still verifies
-    # Past the existence check, S3's IfNoneMatch="*" on the summary PUT refuses it.
-    monkeypatch.setattr(storage, "exists", lambda _uri: False)
-    with pytest.raises(ConflictError):
-        write_manifest(files(3), uri, if_none_match=True)
-    assert read_manifest(uri).summary == first
 
 
 def test_missing_and_tampered(bucket: str) -> None:
@@ -101,9 +88,6 @@ def test_storage_on_s3(bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert storage.read_range(uri, 50, 2) == b""
     with storage.open_input(uri) as stream:
         assert list(stream) == [b"one\n", b"two\n"]
-    with pytest.raises(ConflictError):
-        storage.write_bytes(uri, b"x", if_none_match=True)
-    assert storage.read_bytes(uri) == b"one\ntwo\n"
     with pytest.raises(ObjectNotFoundError):
         storage.read_bytes(f"s3://{bucket}/absent")
     with pytest.raises(ObjectNotFoundError):

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from parceler import aws, storage
+from parceler.aws.ledger import Ledger
 from parceler.errors import SpecError
 from parceler.jobs import plan_job
-from parceler.ledger import Ledger
 from parceler.manifest import read_summary
 
 from .conftest import SOURCE_BUCKET, Resources, drain, group_spec, seed_source
@@ -69,7 +69,7 @@ def test_plan_job_writes_groups_ledger_and_one_message_per_group(resources: Reso
     assert {g.queue for g in groups} == {"lambda"}
     summary = read_summary(groups[0].summary_uri or "")
     assert summary.details["job_id"] == "job-a" and summary.group_index == 0
-    assert summary.fingerprint == groups[0].attrs["fingerprint"]
+    assert summary.fingerprint == groups[0].fingerprint
 
     bodies = [json.loads(m.body) for m in drain(resources.lambda_queue_url)]
     assert sorted(b["summary_uri"] for b in bodies) == sorted(g.summary_uri for g in groups)
@@ -105,7 +105,7 @@ def test_planner_killed_while_enqueueing_resumes_without_duplicates(
 
     ledger = Ledger(resources.worker.ledger_table)
     job = ledger.get_job("job-c")
-    assert job.status == "PLANNING" and job.attrs["enqueued_through"] == 20
+    assert job.status == "PLANNING" and job.enqueued_through == 20
     aws.client("sqs").meta.events.unregister("before-call.sqs.SendMessageBatch", unique_id="crash")
 
     result = plan_job(spec, "job-c", resources.planner)

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from parceler import aws, history, ledger, quotas
+from parceler import aws, history, quotas
+from parceler.aws import ledger
 from parceler.errors import QuotaExceededError
 from parceler.execution import follow
 from parceler.local.emulator import LocalAws

@@ -10,9 +10,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from parceler import ledger
+from parceler.aws import ledger
+from parceler.aws.ledger import Ledger
 from parceler.cli import report
-from parceler.ledger import Claim, Ledger, NewGroup
+from parceler.ledger import Claim, NewGroup
 
 TABLE = "report-ledger"
 JOB = "job-report"

@@ -86,6 +86,6 @@ def test_empty_result_names_filters_and_markers(bucket: str) -> None:
 
 def test_missing_bucket_is_a_source_error(moto: str) -> None:
     with pytest.raises(
-        SourceError, match=r"s3://no-such-bucket/x/ cannot be listed \(NoSuchBucket\)"
+        SourceError, match=r"list s3://no-such-bucket/x/: bucket not found \(NoSuchBucket\)"
     ):
         load_source("s3://no-such-bucket/x/")

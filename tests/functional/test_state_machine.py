@@ -25,11 +25,11 @@ runner = pytest.importorskip(
 worker = pytest.importorskip(
     "parceler.worker", reason="parceler.worker (worker protocol) not written yet"
 )
-ledger_module = pytest.importorskip("parceler.ledger", reason="parceler.ledger not written yet")
 pytest.importorskip("parceler.jobs", reason="parceler.jobs (plan_job) not written yet")
 pytest.importorskip("parceler.manifest", reason="parceler.manifest not written yet")
 
 from parceler import storage  # noqa: E402
+from parceler.aws.ledger import Ledger  # noqa: E402
 from parceler.local.emulator import LocalAws  # noqa: E402
 from parceler.local.resources import LocalStack, create_local_stack  # noqa: E402
 
@@ -247,7 +247,7 @@ def test_a_duplicate_start_is_refused_and_the_job_runs_once(
 
     executions = sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"]
     assert [e["name"] for e in executions] == ["once"]
-    groups = list(ledger_module.Ledger(stack.ledger_table).list_groups("once"))
+    groups = list(Ledger(stack.ledger_table).list_groups("once"))
     assert [g.attempt for g in groups] == [1, 1]
 
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from parceler import storage
+from parceler.aws.ledger import Ledger
+from parceler.aws.queue import receive
 from parceler.jobs import plan_job
-from parceler.ledger import Ledger
 from parceler.manifest import read_manifest, write_manifest
-from parceler.queue import receive
 from parceler.runner import RunnerOptions, run_loop
 from parceler.worker import Outcome, dead_letter, handle_delivery, process_message
 

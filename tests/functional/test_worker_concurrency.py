@@ -7,10 +7,10 @@ import threading
 import pytest
 
 from parceler import storage
+from parceler.aws.ledger import Ledger
+from parceler.aws.queue import receive
 from parceler.jobs import plan_job
-from parceler.ledger import Ledger
 from parceler.manifest import read_manifest
-from parceler.queue import receive
 from parceler.worker import Outcome, process_message
 
 from . import procs

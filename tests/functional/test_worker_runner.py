@@ -15,11 +15,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from parceler.aws.ledger import Ledger
+from parceler.aws.queue import receive
 from parceler.cli import status as status_cli
 from parceler.cli import worker as worker_cli
 from parceler.jobs import plan_job
-from parceler.ledger import Ledger
-from parceler.queue import receive
 
 from .conftest import Resources, group_spec, seed_source
 
@@ -65,9 +65,7 @@ def test_worker_command_with_two_processes_finishes_every_group(
     assert result.exit_code == 0, result.output
     job = Ledger(resources.worker.ledger_table).get_job("job-mp")
     assert (job.remaining, job.n_succeeded, job.n_failed) == (0, 6, 0)
-    workers = {
-        g.attrs["worker"] for g in Ledger(resources.worker.ledger_table).list_groups("job-mp")
-    }
+    workers = {g.worker for g in Ledger(resources.worker.ledger_table).list_groups("job-mp")}
     assert all(w.endswith((":0", ":1")) for w in workers)
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from parceler.aws.dynamodb_codec import from_attribute, to_attribute
+from parceler.aws.ledger import group_from_item, job_from_item
+from parceler.errors import MessageError
 from parceler.jobs import aggregation_batches, poll_interval, route
-from parceler.ledger import GroupItem, JobItem, _python, _value
+from parceler.messages import GroupMessage, encode
 from parceler.planning import group_summary_uri
-from parceler.queue import GroupMessage, MessageError, encode
 from parceler.spec import JobSpec
 from parceler.worker import Outcome, _group_from_path, attempt_prefix, retry_delay
 
@@ -89,13 +91,13 @@ def test_outcome_delete_only_when_the_group_is_done_with() -> None:
     "value", [None, True, 0, -3, 2**40, 1.5, 1712345678.25, "x", {"a": [1, "b", None]}]
 )
 def test_ledger_values_round_trip(value: object) -> None:
-    assert _python(_value(value)) == value
+    assert from_attribute(to_attribute(value)) == value
 
 
 def test_items_parse_from_dynamodb_form() -> None:
-    job = JobItem.from_item({"pk": {"S": "job#j"}, "sk": {"S": "job"}, "status": {"S": "RUNNING"},
+    job = job_from_item({"pk": {"S": "job#j"}, "sk": {"S": "job"}, "status": {"S": "RUNNING"},
                              "n_groups": {"N": "3"}, "remaining": {"N": "1"}})  # fmt: skip
     assert (job.job_id, job.n_groups, job.remaining, job.n_succeeded) == ("j", 3, 1, 0)
-    group = GroupItem.from_item({"pk": {"S": "job#j"}, "sk": {"S": "group#000012"},
+    group = group_from_item({"pk": {"S": "job#j"}, "sk": {"S": "group#000012"},
                                  "status": {"S": "FAILED"}, "attempt": {"N": "2"}})  # fmt: skip
     assert (group.index, group.attempt, group.terminal) == (12, 2, True)

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from parceler import manifest, storage
-from parceler.errors import ConflictError, ManifestError, ManifestNotFoundError
+from parceler.errors import ManifestError, ManifestNotFoundError
 from parceler.fingerprint import fingerprint
 from parceler.manifest import (
     read_manifest,
@@ -85,32 +85,6 @@ def test_data_write_failure_leaves_no_summary(
         write_manifest(files(), str(tmp_path / "manifest.json"))
     with pytest.raises(ManifestNotFoundError):
         read_manifest(str(tmp_path / "manifest.json"))
-
-
-def test_if_none_match_refuses_to_replace_a_committed_manifest(tmp_path: Path) -> None:
-    uri = str(tmp_path / "result.json")
-    first = write_manifest(files(3), uri, if_none_match=True)
-    with pytest.raises(ConflictError):
-        write_manifest(files(2), uri, if_none_match=True)
-    # Refused before the data was touched: the committed manifest still verifies.
-    loaded = read_manifest(uri)
-    assert loaded.summary == first
-    assert loaded.table.equals(files(3))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json", "result.parquet"]
-    # Without the flag a manifest is replaced, as before.
-    assert write_manifest(files(2), uri).n_files == 2
-
-
-def test_if_none_match_is_enforced_by_the_summary_write(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A racing committer that passes the existence check still loses at the commit point.
-    uri = str(tmp_path / "result.json")
-    write_manifest(files(3), uri)
-    monkeypatch.setattr(storage, "exists", lambda _uri: False)
-    with pytest.raises(ConflictError):
-        write_manifest(files(3), uri, if_none_match=True)
-    assert read_manifest(uri).summary.n_files == 3
 
 
 def test_write_manifests_equals_write_manifest_of_each_slice(tmp_path: Path) -> None:

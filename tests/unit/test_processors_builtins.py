@@ -15,11 +15,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from parceler.errors import ProcessorError, SpecError
+from parceler.errors import DeadlineExceededError, ProcessorError, SpecError
 from parceler.models import DATA_FILE_SCHEMA
 from parceler.processors import GroupContext, check_processor, run_group, top_words
 from parceler.processors.builtins import wordcount
-from parceler.processors.context import DeadlineExceededError
 from parceler.spec import ProcessorSpec, ReducerSpec
 from tests.unit.files import local_files as _files
 

@@ -24,17 +24,13 @@ from parceler.report import (
 T0 = 1_700_000_000.0
 
 
-def job(**attrs: Any) -> JobItem:
+def job(**fields: Any) -> JobItem:
     return JobItem(
-        job_id=attrs.pop("job_id", "job-1"),
-        status=attrs.pop("status", "SUCCEEDED"),
-        n_groups=attrs.pop("n_groups", None),
-        n_succeeded=0,
-        n_failed=0,
+        job_id=fields.pop("job_id", "job-1"),
+        status=fields.pop("status", "SUCCEEDED"),
         remaining=0,
-        created_at=attrs.pop("created_at", T0 - 5),
-        updated_at=attrs.pop("updated_at", None),
-        attrs=attrs,
+        created_at=fields.pop("created_at", T0 - 5),
+        **fields,
     )
 
 
@@ -52,11 +48,6 @@ def group(
     last_error: str | None = None,
     updated: float | None = None,
 ) -> GroupItem:
-    attrs: dict[str, Any] = {"size": size}
-    if worker is not None:
-        attrs["worker"] = worker
-    if updated is not None:
-        attrs["updated_at"] = T0 + updated
     return GroupItem(
         job_id="job-1",
         index=index,
@@ -74,7 +65,9 @@ def group(
         started_at=None if start is None else T0 + start,
         finished_at=None if end is None else T0 + end,
         lease_until=None,
-        attrs=attrs,
+        size=size,
+        worker=worker,
+        updated_at=None if updated is None else T0 + updated,
     )
 
 

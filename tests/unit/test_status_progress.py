@@ -8,23 +8,12 @@ from parceler.cli.status import progress
 from parceler.ledger import GroupItem, JobItem
 
 
-def _group(index: int, status: str, **attrs: Any) -> GroupItem:
-    item: dict[str, Any] = {
-        "pk": {"S": "job#j"},
-        "sk": {"S": f"group#{index:06d}"},
-        "status": {"S": status},
-        "attempt": {"N": "1"},
-        "size": {"N": "100"},
-    }
-    for key, value in attrs.items():
-        item[key] = {"N": str(value)} if isinstance(value, int | float) else {"S": value}
-    return GroupItem.from_item(item)
+def _group(index: int, status: str, **fields: Any) -> GroupItem:
+    return GroupItem(job_id="j", index=index, status=status, attempt=1, size=100, **fields)
 
 
 def test_progress_counts_throughput_eta_and_overdue() -> None:
-    job = JobItem.from_item({"pk": {"S": "job#j"}, "sk": {"S": "job"}, "status": {"S": "RUNNING"},
-                             "n_groups": {"N": "4"}, "remaining": {"N": "2"},
-                             "created_at": {"N": "1000"}})  # fmt: skip
+    job = JobItem(job_id="j", status="RUNNING", n_groups=4, remaining=2, created_at=1000.0)
     groups = [
         _group(0, "SUCCEEDED"),
         _group(1, "FAILED", error="ProcessorError", cause="bad"),
@@ -41,7 +30,6 @@ def test_progress_counts_throughput_eta_and_overdue() -> None:
 
 
 def test_no_eta_before_the_first_group_is_done() -> None:
-    job = JobItem.from_item({"pk": {"S": "job#j"}, "sk": {"S": "job"}, "status": {"S": "RUNNING"},
-                             "n_groups": {"N": "1"}, "created_at": {"N": "1000"}})  # fmt: skip
+    job = JobItem(job_id="j", status="RUNNING", n_groups=1, created_at=1000.0)
     p = progress(job, [_group(0, "PENDING")], now=1010.0)
     assert p.eta_seconds is None and p.groups_per_second is None

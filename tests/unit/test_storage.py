@@ -13,7 +13,6 @@ from botocore.stub import Stubber
 
 from parceler import storage
 from parceler.errors import (
-    ConflictError,
     ObjectNotFoundError,
     RetryableError,
     StorageError,
@@ -97,15 +96,6 @@ def test_local_write_is_atomic_rename(tmp_path: Path, monkeypatch: pytest.Monkey
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
 
 
-def test_local_if_none_match_is_an_exclusive_create(tmp_path: Path) -> None:
-    uri = str(tmp_path / "claim.json")
-    storage.write_bytes(uri, b"first", if_none_match=True)
-    with pytest.raises(ConflictError):
-        storage.write_bytes(uri, b"second", if_none_match=True)
-    assert storage.read_bytes(uri) == b"first"
-    assert [p.name for p in tmp_path.iterdir()] == ["claim.json"]
-
-
 def test_local_in_place_write_creates_parents_and_leaves_no_temp(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -117,14 +107,6 @@ def test_local_in_place_write_creates_parents_and_leaves_no_temp(
     assert storage.read_bytes(uri) == b"bye"
     assert renames == []  # written directly, not through a temp file
     assert [p.name for p in (tmp_path / "a" / "b").iterdir()] == ["c.bin"]
-
-
-def test_local_in_place_does_not_weaken_if_none_match(tmp_path: Path) -> None:
-    uri = str(tmp_path / "claim.json")
-    storage.write_bytes(uri, b"first", if_none_match=True, in_place=True)
-    with pytest.raises(ConflictError):
-        storage.write_bytes(uri, b"second", if_none_match=True, in_place=True)
-    assert storage.read_bytes(uri) == b"first"
 
 
 def test_local_write_into_a_file_is_a_storage_error(tmp_path: Path) -> None:
@@ -225,17 +207,6 @@ def test_s3_exists_raises_when_s3_cannot_answer(stubbed: Stubber) -> None:
     stubbed.add_client_error("head_object", service_error_code="403", http_status_code=403)
     with pytest.raises(StorageError):
         storage.exists("s3://bkt/key")
-
-
-def test_s3_conditional_write_conflict(stubbed: Stubber) -> None:
-    stubbed.add_client_error(
-        "put_object",
-        service_error_code="PreconditionFailed",
-        http_status_code=412,
-        expected_params={"Bucket": "bkt", "Key": "k", "Body": b"x", "IfNoneMatch": "*"},
-    )
-    with pytest.raises(ConflictError):
-        storage.write_bytes("s3://bkt/k", b"x", if_none_match=True)
 
 
 def test_s3_write_needs_a_key() -> None:

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
+from parceler.aws.ledger import Ledger
 from parceler.cli import err_console, friendly_errors
-from parceler.ledger import Ledger
 from parceler.report import build_report, check_png_support, render_html, render_png
 from parceler.settings import LedgerSettings
 

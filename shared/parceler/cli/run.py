@@ -16,11 +16,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from parceler import storage
+from parceler.aws.ledger import Ledger
 from parceler.cli import err_console, friendly_errors
 from parceler.errors import SpecError
 from parceler.execution import JobResult, follow, read_value, start_job
 from parceler.execution import Progress as JobProgress
-from parceler.ledger import Ledger
 from parceler.report import build_report, render_html
 from parceler.spec import JobSpec, parse_spec
 from parceler.units import parse_size

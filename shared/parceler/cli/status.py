@@ -15,8 +15,9 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from parceler.aws.ledger import Ledger
 from parceler.cli import friendly_errors
-from parceler.ledger import GroupItem, JobItem, Ledger
+from parceler.ledger import GroupItem, JobItem
 from parceler.settings import LedgerSettings
 from parceler.units import format_size
 
@@ -74,7 +75,7 @@ def progress(job: JobItem, groups: list[GroupItem], now: float) -> JobProgress:
     """
     counts = Counter(g.status for g in groups)
     done = [g for g in groups if g.status in ("SUCCEEDED", "FAILED")]
-    size = {g.index: int(g.attrs.get("size") or 0) for g in groups}
+    size = {g.index: g.size or 0 for g in groups}
     bytes_done = sum(size[g.index] for g in done)
     started = job.created_at or now
     elapsed = max(0.0, now - started)
@@ -87,7 +88,7 @@ def progress(job: JobItem, groups: list[GroupItem], now: float) -> JobProgress:
             now - (g.started_at or now),
             float(g.predicted_seconds or 0.0),
             g.attempt,
-            g.attrs.get("worker"),
+            g.worker,
         )
         for g in groups
         if g.status == "RUNNING"
@@ -114,7 +115,7 @@ def progress(job: JobItem, groups: list[GroupItem], now: float) -> JobProgress:
         eta_seconds=(left / rate) if rate and left > 0 else (0.0 if left == 0 else None),
         overdue=overdue,
         failures=failures,
-        error=job.attrs.get("error"),
+        error=job.error,
     )
 
 

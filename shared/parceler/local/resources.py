@@ -21,7 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from parceler import aws, ledger, state_machine
+from parceler import aws, state_machine
+from parceler.aws.ledger import create_table
 from parceler.local.lambda_hook import ROLE_VARIABLE
 from parceler.settings import (
     AggregatorSettings,
@@ -134,7 +135,7 @@ def create_local_stack(
     work_bucket = f"{prefix}-work"
     s3.create_bucket(Bucket=work_bucket)
     ledger_table = f"{prefix}-ledger"
-    ledger.create_table(ledger_table)
+    create_table(ledger_table)
 
     def queue_pair(name: str, visibility: int) -> tuple[str, str]:
         dlq_url = sqs.create_queue(

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-from parceler import queue
+from parceler.aws import queue
 from parceler.local.emulator import LocalAws
 from parceler.local.resources import LocalStack, create_local_stack
 from parceler.worker import dead_letter

@@ -10,14 +10,10 @@ value = reduce_values(reducer_spec, values)                    # associative; ac
 ``processors.builtins`` document their contract and the values they return.
 """
 
+from parceler.errors import DeadlineExceededError
 from parceler.processors.builtins import BUILTINS
 from parceler.processors.builtins.wordcount import top_words
-from parceler.processors.context import (
-    DeadlineExceededError,
-    FileRef,
-    GroupContext,
-    GroupOutcome,
-)
+from parceler.processors.context import FileRef, GroupContext, GroupOutcome
 from parceler.processors.loading import load_callable
 from parceler.processors.reducers import BUILTIN_REDUCERS, reduce_values
 from parceler.processors.run import check_processor, default_reducer, run_group

@@ -10,17 +10,9 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 
 from parceler import storage
-from parceler.errors import ProcessorError
+from parceler.errors import DeadlineExceededError, ProcessorError
 from parceler.models import DATA_FILE_SCHEMA
 from parceler.processors.outputs import put_stream
-
-
-class DeadlineExceededError(ProcessorError):
-    """The group ran past ``GroupContext.deadline`` (a Lambda about to time out).
-
-    Permanent for this worker: the same group on the same worker runs out of time again. A
-    worker may branch on this type to route the group to the long-running (container) queue.
-    """
 
 
 @dataclass(frozen=True, slots=True)

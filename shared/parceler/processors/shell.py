@@ -31,9 +31,8 @@ import tempfile
 import threading
 from typing import IO, BinaryIO, cast
 
-from parceler.errors import ProcessorError
+from parceler.errors import DeadlineExceededError, ProcessorError
 from parceler.processors.context import (
-    DeadlineExceededError,
     FileRef,
     GroupContext,
     output_name,

@@ -23,7 +23,8 @@ import pyarrow as pa
 from botocore.exceptions import BotoCoreError, ClientError
 
 from parceler import aws
-from parceler.errors import RetryableError, SourceError
+from parceler.aws.errors import raise_mapped
+from parceler.errors import SourceError
 from parceler.sources.rows import Listed
 
 if TYPE_CHECKING:
@@ -70,22 +71,9 @@ def _list_one(bucket: str, prefix: str, delimiter: str | None) -> tuple[_Keys, l
                 etag = item.get("ETag")
                 found.etags.append(etag.strip('"') if etag else None)
             subprefixes.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
-    except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        uri = f"s3://{bucket}/{prefix}"
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        if code in {"SlowDown", "InternalError", "ServiceUnavailable"} or status >= 500:
-            raise RetryableError(f"Listing {uri}: S3 is busy or failing ({code}).") from exc
-        fix = (
-            "Check the bucket name."
-            if code == "NoSuchBucket"
-            else "Check the bucket, its region and this role's s3:ListBucket permission."
-        )
-        raise SourceError(f"Source {uri} cannot be listed ({code or status}).", fix) from exc
-    except BotoCoreError as exc:
-        raise RetryableError(
-            f"Listing s3://{bucket}/{prefix}: the connection failed ({type(exc).__name__})."
-        ) from exc
+    except (ClientError, BotoCoreError) as exc:
+        # A source that cannot be listed is bad input (exit code 2), whatever S3 said.
+        raise_mapped(exc, "s3", "list", f"s3://{bucket}/{prefix}", refused=SourceError)
     return found, subprefixes
 
 

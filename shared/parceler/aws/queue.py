@@ -1,27 +1,27 @@
-"""SQS for parceler: the group message, batched sends with retries, receive, heartbeat, release.
+"""The SQS calls: batched sends with retries, receive, delete, visibility, heartbeat, queue URLs.
 
-Every call goes through :func:`parceler.aws.client`. Errors are mapped by error code, never
-message text: throttling and server errors become :class:`RetryableError`; anything else
-a :class:`QueueError` (permanent).
+Every call goes through :func:`parceler.aws.client`; failures through
+:func:`parceler.aws.errors.raise_mapped` (throttling and server errors →
+:class:`RetryableError`, a stale receipt handle → :class:`StaleReceiptError`, anything else
+a permanent :class:`QueueError`). The payload, :class:`~parceler.messages.GroupMessage`, is
+pure and lives in :mod:`parceler.messages`.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, NoReturn
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import Field, ValidationError
 
 from parceler import aws
-from parceler.errors import PermanentError, RetryableError
-from parceler.models import Frozen
+from parceler.aws.errors import raise_mapped
+from parceler.errors import EnqueueError, QueueError, RetryableError, StaleReceiptError
+from parceler.messages import ReceivedMessage
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
@@ -30,95 +30,6 @@ log = logging.getLogger(__name__)
 
 SEND_BATCH = 10  # the SendMessageBatch maximum
 MAX_VISIBILITY_SECONDS = 43_200  # SQS's 12-hour cap
-_RETRYABLE_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "RequestThrottled",
-        "ServiceUnavailable",
-        "InternalError",
-        "InternalFailure",
-        "KmsThrottled",
-        "KMS.ThrottlingException",
-        "AWS.SimpleQueueService.RequestThrottled",
-        "RequestThrottledException",
-    }
-)
-# A receipt handle that no longer works: the message was deleted or received again.
-_STALE_RECEIPT_CODES = frozenset(
-    {
-        "ReceiptHandleIsInvalid",
-        "InvalidParameterValue",
-        "AWS.SimpleQueueService.MessageNotInflight",
-        "MessageNotInflight",
-    }
-)
-
-
-class GroupMessage(Frozen):
-    """The whole SQS payload of one group: its manifest summary URI (never a file list)."""
-
-    schema_version: Literal[1] = 1
-    summary_uri: str = Field(min_length=1, pattern=r"\.json$")
-
-    @classmethod
-    def parse(cls, body: str) -> GroupMessage:
-        """Parse a message body.
-
-        Raises:
-            MessageError: the body is not a valid ``GroupMessage``.
-        """
-        try:
-            return cls.model_validate_json(body)
-        except ValidationError as exc:
-            raise MessageError(
-                f"not a parceler group message: {body[:200]!r} ({exc.error_count()} error(s)).",
-                "send {'schema_version': 1, 'summary_uri': 's3://…/manifest.json'}.",
-            ) from exc
-
-
-class QueueError(PermanentError):
-    """SQS refused a request for a reason retrying will not fix (missing queue, access denied)."""
-
-
-class MessageError(PermanentError):
-    """A message body that is not a parceler message."""
-
-
-class EnqueueError(RetryableError):
-    """Some messages of a batch could not be sent after every retry; planning can be re-run."""
-
-
-class StaleReceiptError(PermanentError):
-    """The receipt handle no longer names an in-flight message (deleted or received again)."""
-
-
-def _raise_mapped(exc: Exception, action: str) -> NoReturn:
-    if isinstance(exc, ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        if code in _RETRYABLE_CODES or status >= 500:
-            raise RetryableError(f"SQS {action} failed transiently ({code}).") from exc
-        if code in _STALE_RECEIPT_CODES:
-            raise StaleReceiptError(
-                f"SQS {action}: the receipt handle is no longer valid ({code})."
-            ) from exc
-        raise QueueError(
-            f"SQS {action} failed ({code}).", "check the queue URL and permissions."
-        ) from exc
-    if isinstance(exc, BotoCoreError):
-        raise RetryableError(f"SQS {action} failed: {type(exc).__name__}.") from exc
-    raise exc
-
-
-@dataclass(frozen=True, slots=True)
-class ReceivedMessage:
-    """One received message: its body, the handle that deletes it, and how often it came."""
-
-    message_id: str
-    body: str
-    receipt_handle: str
-    receive_count: int
 
 
 def send_batch(
@@ -159,7 +70,7 @@ def send_batch(
             response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
         except (ClientError, BotoCoreError) as exc:
             try:
-                _raise_mapped(exc, "SendMessageBatch")
+                raise_mapped(exc, "sqs", "SendMessageBatch")
             except RetryableError:
                 last_failures = [type(exc).__name__]
                 continue
@@ -197,7 +108,7 @@ def receive(
             **kwargs,  # type: ignore[arg-type]
         )
     except (ClientError, BotoCoreError) as exc:
-        _raise_mapped(exc, "ReceiveMessage")
+        raise_mapped(exc, "sqs", "ReceiveMessage")
     return [
         ReceivedMessage(
             message_id=m["MessageId"],
@@ -214,7 +125,7 @@ def delete(queue_url: str, receipt_handle: str) -> None:
     try:
         aws.client("sqs").delete_message(QueueUrl=queue_url, ReceiptHandle=receipt_handle)
     except (ClientError, BotoCoreError) as exc:
-        _raise_mapped(exc, "DeleteMessage")
+        raise_mapped(exc, "sqs", "DeleteMessage")
 
 
 def change_visibility(queue_url: str, receipt_handle: str, seconds: float) -> None:
@@ -225,7 +136,7 @@ def change_visibility(queue_url: str, receipt_handle: str, seconds: float) -> No
             QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=value
         )
     except (ClientError, BotoCoreError) as exc:
-        _raise_mapped(exc, "ChangeMessageVisibility")
+        raise_mapped(exc, "sqs", "ChangeMessageVisibility")
 
 
 def release(queue_url: str, receipt_handle: str) -> None:
@@ -241,7 +152,7 @@ def visibility_timeout(queue_url: str) -> int:
             QueueUrl=queue_url, AttributeNames=["VisibilityTimeout"]
         )
     except (ClientError, BotoCoreError) as exc:
-        _raise_mapped(exc, "GetQueueAttributes")
+        raise_mapped(exc, "sqs", "GetQueueAttributes")
     return int(attrs.get("Attributes", {}).get("VisibilityTimeout", "30"))
 
 
@@ -256,7 +167,7 @@ def queue_url_from_arn(arn: str) -> str:
             QueueName=parts[5], QueueOwnerAWSAccountId=parts[4]
         )
     except (ClientError, BotoCoreError) as exc:
-        _raise_mapped(exc, "GetQueueUrl")
+        raise_mapped(exc, "sqs", "GetQueueUrl")
     return response["QueueUrl"]
 
 
@@ -268,7 +179,7 @@ def approximate_depth(queue_url: str) -> tuple[int, int]:
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
     except (ClientError, BotoCoreError) as exc:
-        _raise_mapped(exc, "GetQueueAttributes")
+        raise_mapped(exc, "sqs", "GetQueueAttributes")
     return int(attrs.get("ApproximateNumberOfMessages", "0")), int(
         attrs.get("ApproximateNumberOfMessagesNotVisible", "0")
     )
@@ -339,8 +250,3 @@ class Heartbeat:
             except Exception as exc:  # noqa: BLE001 -- a lost beat must not kill the group
                 self.failures += 1
                 log.warning("heartbeat failed (%s): %s", type(exc).__name__, exc)
-
-
-def encode(message: GroupMessage) -> str:
-    """The JSON body of a message (compact, stable key order)."""
-    return json.dumps(message.model_dump(mode="json"), separators=(",", ":"), sort_keys=True)

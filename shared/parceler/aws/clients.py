@@ -1,8 +1,8 @@
-"""The one seam to AWS: cached boto3 clients that honour ``AWS_ENDPOINT_URL``.
+"""Cached boto3 clients that honour ``AWS_ENDPOINT_URL``: every AWS call starts here.
 
-Every AWS call in parceler goes through :func:`client`, so moto on loopback, another
-emulator and real AWS are the same code path. boto3 itself reads ``AWS_ENDPOINT_URL``
-(and per-service ``AWS_ENDPOINT_URL_<SERVICE>``) and the region from the environment.
+So moto on loopback, another emulator and real AWS are the same code path. boto3 itself
+reads ``AWS_ENDPOINT_URL`` (and per-service ``AWS_ENDPOINT_URL_<SERVICE>``) and the region
+from the environment.
 """
 
 from __future__ import annotations
