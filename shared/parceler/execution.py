@@ -14,7 +14,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from parceler import aws, storage
+from parceler import aws, values
+from parceler.details import FailedGroup, JobResultDetails
 from parceler.errors import ParcelerError, RetryableError
 from parceler.ledger import JobItem, JobNotFoundError, Ledger
 from parceler.manifest import read_summary
@@ -56,7 +57,7 @@ class JobResult:
     error: str | None
     cause: str | None
     seconds: float
-    failed_groups: list[dict[str, Any]] = field(default_factory=list)
+    failed_groups: list[FailedGroup] = field(default_factory=list)
 
     @property
     def succeeded(self) -> bool:
@@ -70,7 +71,7 @@ class JobResult:
             "n_groups": self.n_groups,
             "groups_succeeded": self.groups_succeeded,
             "groups_failed": self.groups_failed,
-            "failed_groups": self.failed_groups,
+            "failed_groups": [f.to_details() for f in self.failed_groups],
             "result": self.result,
             "result_uri": self.result_uri,
             "value_uri": self.value_uri,
@@ -166,29 +167,25 @@ def _result(
     cause prefer the ledger's precise ones over the state machine's generic Fail."""
     attrs = job.attrs if job is not None else {}
     result_uri = attrs.get("result_uri")
-    details = read_summary(result_uri).details if result_uri else {}
+    details = JobResultDetails.of(read_summary(result_uri), result_uri) if result_uri else None
     value_uri = attrs.get("value_uri")
     return JobResult(
         job_id=job_id,
         status=str(described["status"]),
         execution_arn=execution_arn,
-        n_groups=int((job.n_groups if job else None) or details.get("n_groups") or 0),
-        groups_succeeded=job.n_succeeded if job else int(details.get("groups_succeeded") or 0),
-        groups_failed=job.n_failed if job else int(details.get("groups_failed") or 0),
+        n_groups=int((job.n_groups if job else None) or (details.n_groups if details else 0)),
+        groups_succeeded=job.n_succeeded if job else (details.groups_succeeded if details else 0),
+        groups_failed=job.n_failed if job else (details.groups_failed if details else 0),
         result_uri=result_uri,
         value_uri=value_uri,
         result=read_value(value_uri),
         error=attrs.get("error") or described.get("error"),
         cause=attrs.get("cause") or described.get("cause"),
         seconds=seconds,
-        failed_groups=list(details.get("failed_groups") or []),
+        failed_groups=list(details.failed_groups) if details else [],
     )
 
 
 def read_value(value_uri: str | None, max_bytes: int | None = INLINE_VALUE_BYTES) -> Any:
     """The reducer's value; None when absent or larger than ``max_bytes`` (None: any size)."""
-    if not value_uri:
-        return None
-    if max_bytes is not None and storage.object_size(value_uri) > max_bytes:
-        return None
-    return json.loads(storage.read_bytes(value_uri))
+    return values.read_value(value_uri, max_bytes)

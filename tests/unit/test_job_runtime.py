@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from parceler.jobs import aggregation_batches, poll_interval, route
 from parceler.ledger import GroupItem, JobItem, _python, _value
-from parceler.planning import group_summary_uri
+from parceler.planner import aggregation_batches, poll_interval, route
 from parceler.queue import GroupMessage, MessageError, encode
 from parceler.spec import JobSpec
-from parceler.worker import Outcome, _group_from_path, attempt_prefix, retry_delay
+from parceler.worker import Delivery, retry_delay
 
 
 def _spec(throughput: int = 100, lambda_max: float = 10) -> JobSpec:
@@ -50,15 +49,6 @@ def test_retry_delay_doubles_and_is_capped() -> None:
     assert retry_delay(30, 10) == 900
 
 
-def test_attempt_prefix_and_group_from_path() -> None:
-    uri = group_summary_uri("s3://w/jobs/j-1", 1007)
-    assert uri == "s3://w/jobs/j-1/groups/001/001007.json"
-    assert attempt_prefix(uri, 2) == "s3://w/jobs/j-1/groups/001/001007/attempt-2/"
-    assert _group_from_path(uri) == ("j-1", 1007)
-    assert _group_from_path("s3://w/other/manifest.json") is None
-    assert _group_from_path("s3://w/jobs/j-1/groups/001/manifest.json") is None
-
-
 def test_group_message_round_trip_and_rejection() -> None:
     message = GroupMessage(summary_uri="s3://w/jobs/j/groups/000001/manifest.json")
     body = encode(message)
@@ -70,7 +60,7 @@ def test_group_message_round_trip_and_rejection() -> None:
             GroupMessage.parse(bad)
 
 
-def test_outcome_delete_only_when_the_group_is_done_with() -> None:
+def test_delivery_delete_only_when_the_group_is_done_with() -> None:
     done = {"succeeded", "failed", "duplicate", "lost"}
     for status in (
         "succeeded",
@@ -82,7 +72,7 @@ def test_outcome_delete_only_when_the_group_is_done_with() -> None:
         "rejected",
         "released",
     ):
-        assert Outcome(status).delete is (status in done)  # type: ignore[arg-type]
+        assert Delivery(status).delete is (status in done)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

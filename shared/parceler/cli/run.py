@@ -306,8 +306,8 @@ def print_result(console: Console, result: JobResult, report: Path | None) -> No
         table.add_row("error", f"{result.error}: {(result.cause or '')[:500]}")
     console.print(table)
     for failure in result.failed_groups[:10]:
-        console.print(f"  [red]group {failure.get('index')}[/]: {failure.get('error')}: "
-                      f"{str(failure.get('cause') or '')[:300]}", highlight=False)  # fmt: skip
+        console.print(f"  [red]group {failure.index}[/]: {failure.error}: "
+                      f"{(failure.cause or '')[:300]}", highlight=False)  # fmt: skip
     if result.result is not None:
         console.print(value_table(result.result))
 

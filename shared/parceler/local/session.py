@@ -26,9 +26,9 @@ from types import TracebackType
 from typing import IO, Self
 
 from parceler import queue
+from parceler.dead_letter import dead_letter
 from parceler.local.emulator import LocalAws
 from parceler.local.resources import LocalStack, create_local_stack
-from parceler.worker import dead_letter
 
 log = logging.getLogger(__name__)
 
