@@ -211,7 +211,11 @@ def _failure(index: int, group: GroupItem | None) -> FailedGroup:
     error = group.error or group.last_error or ("NotFinished" if not group.terminal else "Unknown")
     cause = group.cause or group.last_cause
     return FailedGroup(
-        index=index, status=group.status, error=error, cause=cause[:_MAX_CAUSE] if cause else None
+        index=index,
+        status=group.status,
+        error=error,
+        cause=cause[:_MAX_CAUSE] if cause else None,
+        attempt=group.attempt,
     )
 
 

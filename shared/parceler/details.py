@@ -73,12 +73,13 @@ class GroupResultDetails(ValueDetails):
 
 
 class FailedGroup(Details):
-    """A group that did not commit, as the aggregator lists it."""
+    """A group that did not commit: as the aggregator lists it and ``parceler status`` shows it."""
 
     index: int = Field(ge=0)
     status: str
     error: str
     cause: str | None = None
+    attempt: int | None = Field(default=None, ge=0)
 
 
 class PartialDetails(ValueDetails):

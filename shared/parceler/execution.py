@@ -31,17 +31,6 @@ class ExecutionError(ParcelerError):
 
 
 @dataclass(frozen=True, slots=True)
-class Progress:
-    """One observation of a running job."""
-
-    status: str
-    n_groups: int | None
-    n_succeeded: int
-    n_failed: int
-    elapsed: float
-
-
-@dataclass(frozen=True, slots=True)
 class JobResult:
     """How a job ended (``parceler run --json`` prints :meth:`to_json`)."""
 
@@ -111,7 +100,7 @@ def follow(
     job_id: str,
     ledger: Ledger,
     *,
-    on_progress: Callable[[Progress], None] | None = None,
+    on_progress: Callable[[str, JobItem | None, float], None] | None = None,
     poll_seconds: float = 0.5,
     timeout_seconds: float | None = None,
 ) -> JobResult:
@@ -121,7 +110,8 @@ def follow(
         execution_arn: from :func:`start_job`.
         job_id: the execution's name.
         ledger: where group counts are read for progress.
-        on_progress: called after every poll.
+        on_progress: called after every poll with the execution's status, the job item
+            (None before the planner creates it) and the seconds since following began.
         poll_seconds: seconds between polls.
         timeout_seconds: give up (raise) after this long; None waits for the end.
 
@@ -135,7 +125,7 @@ def follow(
         status = str(described["status"])
         job = _job_or_none(ledger, job_id)
         if on_progress is not None:
-            on_progress(_progress(status, job, time.monotonic() - started))
+            on_progress(status, job, time.monotonic() - started)
         if status in TERMINAL:
             return _result(job_id, execution_arn, described, job, time.monotonic() - started)
         if timeout_seconds is not None and time.monotonic() - started > timeout_seconds:
@@ -151,12 +141,6 @@ def _job_or_none(ledger: Ledger, job_id: str) -> JobItem | None:
         return ledger.get_job(job_id)
     except JobNotFoundError:
         return None
-
-
-def _progress(status: str, job: JobItem | None, elapsed: float) -> Progress:
-    if job is None:
-        return Progress(status, None, 0, 0, elapsed)
-    return Progress(status, job.n_groups, job.n_succeeded, job.n_failed, elapsed)
 
 
 def _result(

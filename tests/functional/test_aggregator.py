@@ -143,7 +143,7 @@ def test_failures_within_tolerance_succeed_and_are_listed(settings: AggregatorSe
     assert (outcome.groups_succeeded, outcome.groups_failed) == (3, 1)
     [failed] = outcome.failed_groups
     assert failed == FailedGroup(
-        index=3, status="FAILED", error="ProcessorError", cause="group 3 is poison"
+        index=3, status="FAILED", error="ProcessorError", cause="group 3 is poison", attempt=0
     )
 
 

@@ -151,7 +151,13 @@ def test_status_shows_counts_and_failed_groups(
     assert (data["pending"], data["running"], data["succeeded"], data["failed"]) == (1, 0, 1, 1)
     assert data["remaining"] == 1 and data["n_groups"] == 3
     assert data["failures"] == [
-        {"group": 1, "error": "ProcessorError", "cause": "bad row in f0001.txt", "attempt": 1}
+        {
+            "index": 1,
+            "status": "FAILED",
+            "error": "ProcessorError",
+            "cause": "bad row in f0001.txt",
+            "attempt": 1,
+        }
     ]
 
     shown = CliRunner().invoke(app, ["status", "job-st", *table])

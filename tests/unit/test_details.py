@@ -37,7 +37,7 @@ def test_the_job_result_round_trips_with_its_failed_groups() -> None:
     )
     wire = details.to_details()
     assert wire["failed_groups"] == [
-        {"index": 1, "status": "FAILED", "error": "ProcessorError", "cause": None}
+        {"index": 1, "status": "FAILED", "error": "ProcessorError", "cause": None, "attempt": None}
     ]
     assert JobResultDetails.of(_summary(wire), "m") == details
 
