@@ -230,7 +230,7 @@ def handle_delivery(
         visibility_seconds: the queue's visibility timeout (the heartbeat's extension).
         time_left: seconds this worker has left (Lambda); None for no limit. With less than
             ``min_start_seconds`` left the message is released (visibility 0), not started.
-        delete_when_done: delete finished messages here (the container runner); a Lambda
+        delete_when_done: delete finished messages here (the container worker loop); a Lambda
             leaves deletion to its event source mapping (partial batch response).
         heartbeat_interval: seconds between heartbeats (default a third of the visibility).
 

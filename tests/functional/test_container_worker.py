@@ -1,4 +1,4 @@
-"""The container runner and the CLI edges: N processes, SIGTERM (finish or release), status."""
+"""The container worker loop and the CLI edges: N processes, SIGTERM (finish or release), status."""
 
 from __future__ import annotations
 
