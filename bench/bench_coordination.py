@@ -22,8 +22,8 @@ from typing import Any
 from parceler import aws
 from parceler.aws import ledger
 from parceler.aws.ledger import Ledger
-from parceler.jobs import plan_job
-from parceler.runner import RunnerOptions, run_loop
+from parceler.container_worker import RunnerOptions, run_loop
+from parceler.planner import plan
 from parceler.settings import PlannerSettings, WorkerSettings
 from parceler.spec import JobSpec
 
@@ -119,7 +119,7 @@ def main() -> None:
         counter = CallCounter()
         counter.attach()
         started = time.perf_counter()
-        plan_job(spec, "bench", settings)
+        plan(spec, "bench", settings)
         plan_seconds = time.perf_counter() - started
         plan_calls = counter.take()
 

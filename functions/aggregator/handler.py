@@ -7,7 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from parceler.aggregate import finalize, reduce_batch
+from parceler.aggregator import finalize, reduce_batch
 from parceler.errors import SpecError
 from parceler.settings import AggregatorSettings
 

@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from parceler.errors import SpecError
-from parceler.jobs import plan_job
+from parceler.planner import plan
 from parceler.settings import PlannerSettings
 from parceler.spec import parse_spec
 
@@ -29,4 +29,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             f"the spec's job_id {spec.job_id!r} differs from the execution name {job_id!r}.",
             "name the execution after the job_id, or leave job_id out of the spec.",
         )
-    return plan_job(spec, job_id, settings()).to_json()
+    return plan(spec, job_id, settings()).to_json()

@@ -94,6 +94,8 @@ class UnconfiguredTriggerError(InputError):
 
 class TaskProtectionError(RetryableError):
     """The ECS agent refused or could not set task scale-in protection (logged, not fatal)."""
+
+
 class MissingExtraError(InputError):
     """An optional feature needs a package that is not installed."""
 

@@ -15,9 +15,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from parceler import aws, history, storage
+from parceler import aws, history, values
 from parceler.aws.errors import raise_mapped
 from parceler.aws.ledger import Ledger
+from parceler.details import FailedGroup, JobResultDetails
 from parceler.errors import ExecutionError, JobNotFoundError
 from parceler.ledger import JobItem
 from parceler.manifest import read_summary
@@ -27,17 +28,6 @@ from parceler.spec import JobSpec
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 # A reducer value up to this size is printed and returned inline; larger ones by URI only.
 INLINE_VALUE_BYTES = 256 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    """One observation of a running job."""
-
-    status: str
-    n_groups: int | None
-    n_succeeded: int
-    n_failed: int
-    elapsed: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +46,7 @@ class JobResult:
     error: str | None
     cause: str | None
     seconds: float
-    failed_groups: list[dict[str, Any]] = field(default_factory=list)
+    failed_groups: list[FailedGroup] = field(default_factory=list)
     # The ended execution's history measured against the AWS quotas (None: not readable).
     state_machine: ExecutionMeasure | None = None
 
@@ -72,7 +62,7 @@ class JobResult:
             "n_groups": self.n_groups,
             "groups_succeeded": self.groups_succeeded,
             "groups_failed": self.groups_failed,
-            "failed_groups": self.failed_groups,
+            "failed_groups": [f.to_details() for f in self.failed_groups],
             "result": self.result,
             "result_uri": self.result_uri,
             "value_uri": self.value_uri,
@@ -106,7 +96,7 @@ def follow(
     job_id: str,
     ledger: Ledger,
     *,
-    on_progress: Callable[[Progress], None] | None = None,
+    on_progress: Callable[[str, JobItem | None, float], None] | None = None,
     poll_seconds: float = 0.5,
     timeout_seconds: float | None = None,
     enforce_quotas: bool = False,
@@ -117,7 +107,8 @@ def follow(
         execution_arn: from :func:`start_job`.
         job_id: the execution's name.
         ledger: where group counts are read for progress.
-        on_progress: called after every poll.
+        on_progress: called after every poll with the execution's status, the job item
+            (None before the planner creates it) and the seconds since following began.
         poll_seconds: seconds between polls.
         timeout_seconds: give up (raise) after this long; None waits for the end.
         enforce_quotas: raise when the ended execution's history exceeds an AWS quota
@@ -138,7 +129,7 @@ def follow(
         status = str(described["status"])
         job = _job_or_none(ledger, job_id)
         if on_progress is not None:
-            on_progress(_progress(status, job, time.monotonic() - started))
+            on_progress(status, job, time.monotonic() - started)
         if status in TERMINAL:
             measure = _measure(execution_arn, enforce=enforce_quotas)
             result = _result(job_id, execution_arn, described, job, time.monotonic() - started)
@@ -169,12 +160,6 @@ def _job_or_none(ledger: Ledger, job_id: str) -> JobItem | None:
         return None
 
 
-def _progress(status: str, job: JobItem | None, elapsed: float) -> Progress:
-    if job is None:
-        return Progress(status, None, 0, 0, elapsed)
-    return Progress(status, job.n_groups, job.n_succeeded, job.n_failed, elapsed)
-
-
 def _result(
     job_id: str, execution_arn: str, described: Any, job: JobItem | None, seconds: float
 ) -> JobResult:
@@ -182,29 +167,25 @@ def _result(
     aggregator writes them whether the job succeeded or failed on tolerance); error and
     cause prefer the ledger's precise ones over the state machine's generic Fail."""
     result_uri = job.result_uri if job is not None else None
-    details = read_summary(result_uri).details if result_uri else {}
+    details = JobResultDetails.of(read_summary(result_uri), result_uri) if result_uri else None
     value_uri = job.value_uri if job is not None else None
     return JobResult(
         job_id=job_id,
         status=str(described["status"]),
         execution_arn=execution_arn,
-        n_groups=int((job.n_groups if job else None) or details.get("n_groups") or 0),
-        groups_succeeded=job.n_succeeded if job else int(details.get("groups_succeeded") or 0),
-        groups_failed=job.n_failed if job else int(details.get("groups_failed") or 0),
+        n_groups=int((job.n_groups if job else None) or (details.n_groups if details else 0)),
+        groups_succeeded=job.n_succeeded if job else (details.groups_succeeded if details else 0),
+        groups_failed=job.n_failed if job else (details.groups_failed if details else 0),
         result_uri=result_uri,
         value_uri=value_uri,
         result=read_value(value_uri),
         error=(job.error if job else None) or described.get("error"),
         cause=(job.cause if job else None) or described.get("cause"),
         seconds=seconds,
-        failed_groups=list(details.get("failed_groups") or []),
+        failed_groups=list(details.failed_groups) if details else [],
     )
 
 
 def read_value(value_uri: str | None, max_bytes: int | None = INLINE_VALUE_BYTES) -> Any:
     """The reducer's value; None when absent or larger than ``max_bytes`` (None: any size)."""
-    if not value_uri:
-        return None
-    if max_bytes is not None and storage.object_size(value_uri) > max_bytes:
-        return None
-    return json.loads(storage.read_bytes(value_uri))
+    return values.read_value(value_uri, max_bytes)

@@ -23,7 +23,13 @@ from parceler.fingerprint import canonical_order
 from parceler.manifest import conform, write_manifest, write_manifests
 from parceler.models import DATA_FILE_SCHEMA, ManifestSummary
 from parceler.partition import Limits, Partition, lower_bound, partition
-from parceler.storage import join, parse_uri
+from parceler.storage import parse_uri
+from parceler.workarea import (
+    GROUPS_PER_FOLDER,
+    group_summary_uri,
+    plan_index_uri,
+    plan_manifest_uri,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,21 +156,6 @@ class WrittenPlan:
     group_summaries: list[ManifestSummary]
 
 
-GROUPS_PER_FOLDER = 1000
-"""Group manifests per folder of a plan (see :func:`group_summary_uri`)."""
-
-
-def group_summary_uri(prefix: str, index: int) -> str:
-    """``{prefix}/groups/{index // 1000:03d}/{index:06d}.json``: the URI the group's SQS
-    message carries; the data object is beside it (``.parquet``).
-
-    A thousand groups per folder: on S3 the PUTs spread over prefixes; on a local disk,
-    each writer process creates files in its own folder (two processes creating files in
-    one folder contend for its lock, and ran 2.3 times slower than one process here).
-    """
-    return join(prefix, "groups", f"{index // GROUPS_PER_FOLDER:03d}", f"{index:06d}.json")
-
-
 def write_plan(
     plan: Plan,
     prefix: str,
@@ -175,7 +166,8 @@ def write_plan(
 ) -> WrittenPlan:
     """Write the master manifest, every group manifest and the plan index under ``prefix``.
 
-    Groups are written in batches: to S3 by threads, :data:`S3_GROUPS_PER_BATCH` at a time
+    The names under ``prefix`` are the work area's (``parceler.workarea``), so a plan
+    written with ``--out`` has the layout of a job's. Groups are written in batches: to S3 by threads, :data:`S3_GROUPS_PER_BATCH` at a time
     (the work is mostly waiting on PUTs); to a local folder by one process per core,
     :data:`GROUPS_PER_BATCH` (one folder) at a time (the work is mostly Parquet encoding
     and hashing, which hold the GIL), each group's two files written in place. The plan
@@ -196,7 +188,7 @@ def write_plan(
     """
     extra = dict(details or {})
     local = not parse_uri(prefix).is_s3
-    master = write_manifest(plan.table, join(prefix, "manifest.json"), details=extra)
+    master = write_manifest(plan.table, plan_manifest_uri(prefix), details=extra)
     uris = [group_summary_uri(prefix, g) for g in range(plan.n_groups)]
     per_batch = GROUPS_PER_BATCH if local else S3_GROUPS_PER_BATCH
     grouped = conform(plan.by_group(), f"plan of {prefix}")  # checked once, sliced below
@@ -232,7 +224,7 @@ def write_plan(
         },
         schema=DATA_FILE_SCHEMA,
     )
-    index_uri = join(prefix, "plan.json")
+    index_uri = plan_index_uri(prefix)
     index = write_manifest(
         index_table,
         index_uri,

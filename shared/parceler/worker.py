@@ -1,14 +1,14 @@
 """The worker protocol, one core for the Lambda and the container worker.
 
-For one group message: read the group manifest → claim the group in the ledger (a new
-attempt number) → run the processor with outputs under
-``…/groups/{g:06d}/attempt-{a}/`` → write the group result manifest
-(``attempt-{a}/result.json``, listing only this attempt's outputs) → commit (a conditional
-write: exactly one attempt is ever committed) → the caller deletes the message.
+For one group message: read the group manifest and the job's spec → claim the group in
+the ledger (a new attempt number) → run the processor with outputs in the attempt's folder
+(``workarea.AttemptArea``) → write the group result manifest (``AttemptArea.result``,
+listing only this attempt's outputs) → commit (a conditional write: exactly one attempt
+is ever committed) → the caller deletes the message.
 
-Result manifest details: ``job_id``, ``attempt``, and the group's value — inline as
-``value`` when its JSON is at most :data:`INLINE_VALUE_BYTES`, otherwise written to
-``attempt-{a}/value.json`` and named by ``value_uri``. Readers trust only the
+Result manifest details (``details.GroupResultDetails``): ``job_id``, ``attempt``, and the
+group's value — inline as ``value`` when small (``values.place``), otherwise written to
+``AttemptArea.value`` and named by ``value_uri``. Readers trust only the
 ``result_uri`` of the group's ledger item (the committed attempt); files of other attempts
 are orphans nobody lists.
 
@@ -25,27 +25,27 @@ Failures:
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from parceler import storage
+from parceler import values
 from parceler.aws import queue
 from parceler.aws.ledger import Ledger
-from parceler.errors import MessageError, ParcelerError, PermanentError, StaleReceiptError
+from parceler.details import GroupDetails, GroupResultDetails
+from parceler.errors import ManifestError, ParcelerError, PermanentError, StaleReceiptError
 from parceler.ledger import Claim
-from parceler.manifest import read_manifest, read_summary, write_manifest
+from parceler.manifest import read_manifest, write_manifest
 from parceler.messages import GroupMessage, ReceivedMessage
-from parceler.processors import GroupContext, run_group
-from parceler.settings import LedgerSettings, WorkerSettings
-from parceler.spec import ProcessorSpec, ReducerSpec
+from parceler.processors import GroupContext, reducer_of, run_group
+from parceler.settings import WorkerSettings
+from parceler.spec_store import read_spec
+from parceler.workarea import output_folder, parse_group_uri
 
 log = logging.getLogger(__name__)
 
-INLINE_VALUE_BYTES = 32_768
 VALUE_SUMMARY_CHARS = 200
 DEFAULT_MIN_START_SECONDS = 20.0  # a Lambda with less time left releases the message instead
 DEFAULT_RETRY_BASE_SECONDS = 10.0
@@ -57,8 +57,8 @@ _DELETE = frozenset({"succeeded", "failed", "duplicate", "lost"})
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
-    """What became of one message.
+class Delivery:
+    """What became of one delivered message.
 
     ``succeeded``: this attempt committed. ``failed``: the group is FAILED (permanent error).
     ``duplicate``: the group was already done (or is unknown to the ledger). ``lost``: this
@@ -84,12 +84,6 @@ class Outcome:
         return self.status in _DELETE
 
 
-def attempt_prefix(summary_uri: str, attempt: int) -> str:
-    """The attempt folder named after the group manifest:
-    ``…/groups/000/000007.json`` → ``…/groups/000/000007/attempt-2/``."""
-    return summary_uri.removesuffix(".json") + f"/attempt-{attempt}/"
-
-
 def retry_delay(attempt: int, base: float = DEFAULT_RETRY_BASE_SECONDS) -> float:
     """Backoff before the next delivery after ``attempt`` failed: base·2^(attempt-1), ≤ 15 min."""
     return float(min(900.0, base * 2 ** max(0, attempt - 1)))
@@ -104,7 +98,7 @@ def process_message(
     lease_seconds: float | None = None,
     deadline: float | None = None,
     retry_base_seconds: float = DEFAULT_RETRY_BASE_SECONDS,
-) -> Outcome:
+) -> Delivery:
     """Run the worker protocol for one message body (see the module docstring).
 
     Args:
@@ -116,10 +110,10 @@ def process_message(
         lease_seconds: how long the claim keeps other claimants out (default: the
             heartbeat's visibility, else 900 s).
         deadline: a :func:`time.monotonic` instant the processor must finish by (Lambda).
-        retry_base_seconds: the backoff base for ``retry`` outcomes.
+        retry_base_seconds: the backoff base for ``retry`` deliveries.
 
     Returns:
-        The :class:`Outcome`; ``outcome.delete`` says whether to delete the message.
+        The :class:`Delivery`; ``delivery.delete`` says whether to delete the message.
 
     Raises:
         RetryableError: the ledger could not record the outcome (leave the message).
@@ -130,100 +124,88 @@ def process_message(
         message = GroupMessage.parse(body)
         manifest = read_manifest(message.summary_uri)
         summary = manifest.summary
-        job_id = str(summary.details["job_id"])
-        index = summary.group_index
-        if index is None:
-            raise PermanentError(f"{message.summary_uri} is not a group manifest (no group_index).")
-        processor = ProcessorSpec.model_validate(summary.details["processor"])
-        raw_reducer = summary.details.get("reducer")
-        reducer = None if raw_reducer is None else ReducerSpec.model_validate(raw_reducer)
+        details = GroupDetails.of(summary, message.summary_uri)
+        group = parse_group_uri(message.summary_uri)
+        if group is None or (group.job.job_id, group.index) != (
+            details.job_id,
+            summary.group_index,
+        ):
+            raise ManifestError(
+                f"{message.summary_uri} is not the work-area manifest of group "
+                f"{summary.group_index} of job {details.job_id!r}.",
+                "send only the summary URIs the planner wrote.",
+            )
+        spec = read_spec(group.job, details.spec_sha256)
     except PermanentError as exc:
         log.error("rejected message %r: %s", body[:200], exc)
-        return Outcome("rejected", error=type(exc).__name__, cause=str(exc))
-    except (KeyError, ValueError) as exc:
-        log.error("rejected message %r: %s", body[:200], exc)
-        return Outcome("rejected", error=type(exc).__name__, cause=f"group manifest details: {exc}")
+        return Delivery("rejected", error=type(exc).__name__, cause=str(exc))
+    job_id, index = details.job_id, group.index
 
     ledger = Ledger(settings.ledger_table)
     claim = ledger.claim_group(job_id, index, worker_id, lease_seconds=lease_seconds)
     if not isinstance(claim, Claim):
         if claim.reason == "busy":
             left = (claim.group.lease_until or 0) - time.time() if claim.group else 0
-            return Outcome("busy", job_id, index, retry_after=max(1.0, left))
-        return Outcome("duplicate", job_id, index, error=claim.reason)
+            return Delivery("busy", job_id, index, retry_after=max(1.0, left))
+        return Delivery("duplicate", job_id, index, error=claim.reason)
     attempt = claim.attempt
 
     def beat() -> None:
         ledger.extend_lease(job_id, index, attempt, lease_seconds=lease_seconds)
 
-    folder = attempt_prefix(message.summary_uri, attempt)
-    output = summary.details.get("output")
-    output_prefix = (
-        storage.join(str(output), job_id, "groups", f"{index:06d}", f"attempt-{attempt}") + "/"
-        if output
-        else folder
-    )
+    area = group.attempt(attempt)
+    outputs = output_folder(spec.output, job_id, index, attempt) if spec.output else area.folder
     if heartbeat is not None:
         heartbeat.start(on_beat=beat)
     try:
-        ctx = GroupContext(job_id, index, attempt, output_prefix, deadline)
-        result = run_group(processor, reducer, manifest.table, ctx)
-        result_uri = folder + "result.json"
-        value_json = _value_json(result.value)  # once: a big value (30k words) is slow to encode
-        details = _value_details(result.value, value_json, folder)
+        ctx = GroupContext(job_id, index, attempt, outputs, deadline)
+        run = run_group(spec.processor, reducer_of(spec), manifest.table, ctx)
+        result_uri = area.result
+        # Encoded once: a big value (30k words) is slow to encode.
+        value_json = None if run.value is None else values.encode(run.value)
+        result = GroupResultDetails(
+            job_id=job_id, attempt=attempt, **values.place(run.value, area.value, value_json)
+        )
         write_manifest(
-            result.outputs,
+            run.outputs,
             result_uri,
             parent_fingerprint=summary.fingerprint,
             group_index=index,
             group_count=summary.group_count,
-            details={"job_id": job_id, "attempt": attempt, **details},
+            details=result.to_details(),
         )
         committed = ledger.commit_group(
             job_id, index, attempt, result_uri, _summary_text(value_json)
         )
     except PermanentError as exc:
         ledger.fail_group(job_id, index, type(exc).__name__, str(exc))
-        return Outcome("failed", job_id, index, attempt, error=type(exc).__name__, cause=str(exc))
+        return Delivery("failed", job_id, index, attempt, error=type(exc).__name__, cause=str(exc))
     except Exception as exc:  # noqa: BLE001 -- retryable and unknown faults: retried, then dead-lettered
         return _retry(ledger, job_id, index, attempt, exc, retry_base_seconds)
     finally:
         if heartbeat is not None:
             heartbeat.stop()
-    return Outcome(
+    return Delivery(
         "succeeded" if committed else "lost", job_id, index, attempt, result_uri=result_uri
     )
 
 
 def _retry(
     ledger: Ledger, job_id: str, index: int, attempt: int, exc: Exception, base: float
-) -> Outcome:
+) -> Delivery:
     cause = str(exc) if isinstance(exc, ParcelerError) else f"{type(exc).__name__}: {exc}"
     log.warning("group %s/%d attempt %d failed, will retry: %s", job_id, index, attempt, cause)
     ledger.record_error(job_id, index, attempt, type(exc).__name__, cause)
-    return Outcome(
+    return Delivery(
         "retry", job_id, index, attempt, error=type(exc).__name__, cause=cause,
         retry_after=retry_delay(attempt, base),
     )  # fmt: skip
 
 
-def _value_json(value: Any) -> str | None:
-    """The group value as compact JSON with sorted keys, or None for no value."""
-    return None if value is None else json.dumps(value, separators=(",", ":"), sort_keys=True)
-
-
-def _value_details(value: Any, text: str | None, folder: str) -> dict[str, Any]:
-    body = (text or "null").encode()
-    if len(body) <= INLINE_VALUE_BYTES:
-        return {"value": value}
-    uri = folder + "value.json"
-    storage.write_bytes(uri, body, content_type="application/json")
-    return {"value_uri": uri}
-
-
-def _summary_text(text: str | None) -> str | None:
-    if text is None:
+def _summary_text(body: bytes | None) -> str | None:
+    if body is None:
         return None
+    text = body.decode()
     return text if len(text) <= VALUE_SUMMARY_CHARS else text[: VALUE_SUMMARY_CHARS - 1] + "…"
 
 
@@ -239,7 +221,7 @@ def handle_delivery(
     retry_base_seconds: float = DEFAULT_RETRY_BASE_SECONDS,
     delete_when_done: bool = True,
     heartbeat_interval: float | None = None,
-) -> Outcome:
+) -> Delivery:
     """Handle one received message end to end: start or release, process, delete or back off.
 
     Args:
@@ -248,17 +230,17 @@ def handle_delivery(
         visibility_seconds: the queue's visibility timeout (the heartbeat's extension).
         time_left: seconds this worker has left (Lambda); None for no limit. With less than
             ``min_start_seconds`` left the message is released (visibility 0), not started.
-        delete_when_done: delete finished messages here (the container runner); a Lambda
+        delete_when_done: delete finished messages here (the container worker loop); a Lambda
             leaves deletion to its event source mapping (partial batch response).
         heartbeat_interval: seconds between heartbeats (default a third of the visibility).
 
     Returns:
-        The outcome; when the message is not done, its visibility was set to the outcome's
+        The delivery; when the message is not done, its visibility was set to the delivery's
         ``retry_after`` (a backoff), and the caller reports it as a failure.
     """
     if time_left is not None and time_left() < min_start_seconds:
         queue.release(queue_url, message.receipt_handle)
-        return Outcome("released", retry_after=0.0)
+        return Delivery("released", retry_after=0.0)
     deadline = None if time_left is None else time.monotonic() + max(0.0, time_left() - 5.0)
     heartbeat = queue.Heartbeat(
         queue_url,
@@ -266,7 +248,7 @@ def handle_delivery(
         visibility_seconds=visibility_seconds,
         interval=heartbeat_interval,
     )
-    outcome = process_message(
+    delivery = process_message(
         message.body,
         settings,
         worker_id=worker_id,
@@ -275,17 +257,17 @@ def handle_delivery(
         deadline=deadline,
         retry_base_seconds=retry_base_seconds,
     )
-    if outcome.delete:
+    if delivery.delete:
         if delete_when_done:
             queue.delete(queue_url, message.receipt_handle)
-    elif outcome.retry_after is not None:
+    elif delivery.retry_after is not None:
         try:
-            queue.change_visibility(queue_url, message.receipt_handle, outcome.retry_after)
+            queue.change_visibility(queue_url, message.receipt_handle, delivery.retry_after)
         except StaleReceiptError:
             log.warning(
                 "could not set the backoff of message %s: stale receipt", message.message_id
             )
-    return outcome
+    return delivery
 
 
 def handle_lambda_record(
@@ -295,7 +277,7 @@ def handle_lambda_record(
     *,
     worker_id: str,
     time_left: Callable[[], float],
-) -> Outcome:
+) -> Delivery:
     """One record of a Lambda's SQS batch: :func:`handle_delivery` without deleting.
 
     The queue's URL and visibility timeout are looked up from its ARN (cached per
@@ -311,58 +293,3 @@ def handle_lambda_record(
         time_left=time_left,
         delete_when_done=False,
     )
-
-
-def _group_from_path(summary_uri: str) -> tuple[str, int] | None:
-    """``(job_id, g)`` from a work-area URI ``…/jobs/{job}/groups/{folder}/{g:06d}.json``."""
-    parts = summary_uri.split("/")
-    if len(parts) < 5 or parts[-5] != "jobs" or parts[-3] != "groups":
-        return None
-    stem = parts[-1].removesuffix(".json")
-    return (parts[-4], int(stem)) if stem.isdigit() and stem != parts[-1] else None
-
-
-def dead_letter(body: str, settings: LedgerSettings) -> Outcome:
-    """Fail the group of a dead-lettered message with its last recorded error; count it done.
-
-    The group is found through its manifest summary (``details.job_id``, ``group_index``),
-    or, if the summary cannot be read, through the work-area layout of its URI. The error
-    is the group's ``last_error``/``last_cause`` from the ledger, else
-    ``MaxReceiveCountExceeded``. A group already SUCCEEDED or FAILED is left alone (a
-    worker finished it after all).
-
-    Returns:
-        ``failed`` (marked now), ``duplicate`` (already terminal or unknown), or
-        ``rejected`` (not a parceler group message: logged, nothing to mark).
-    """
-    try:
-        message = GroupMessage.parse(body)
-    except MessageError as exc:
-        log.error("dead letter is not a group message, dropped: %r (%s)", body[:500], exc)
-        return Outcome("rejected", error=type(exc).__name__, cause=str(exc))
-    try:
-        summary = read_summary(message.summary_uri)
-        found: tuple[str, int] | None = (
-            (str(summary.details["job_id"]), summary.group_index)
-            if summary.group_index is not None and "job_id" in summary.details
-            else None
-        )
-    except PermanentError:
-        found = None
-    found = found or _group_from_path(message.summary_uri)
-    if found is None:
-        log.error("dead letter names no group: %s, dropped", message.summary_uri)
-        return Outcome("rejected", error="UnknownGroup", cause=message.summary_uri)
-    job_id, index = found
-    ledger = Ledger(settings.ledger_table)
-    group = ledger.get_group(job_id, index)
-    if group is None or group.terminal:
-        return Outcome("duplicate", job_id, index)
-    error = group.last_error or "MaxReceiveCountExceeded"
-    cause = group.last_cause or (
-        f"the message of group {index} exceeded the queue's maxReceiveCount "
-        f"after {group.attempt} attempt(s) without recording an error (a crashed worker?)."
-    )
-    if not ledger.fail_group(job_id, index, error, cause):
-        return Outcome("duplicate", job_id, index)
-    return Outcome("failed", job_id, index, group.attempt, error=error, cause=cause)

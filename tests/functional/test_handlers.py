@@ -15,10 +15,10 @@ from parceler import aws
 from parceler.aws.ledger import Ledger
 from parceler.aws.queue import receive, send_batch
 from parceler.errors import SpecError
-from parceler.jobs import plan_job
 from parceler.ledger import Claim, GroupItem
 from parceler.manifest import read_manifest
 from parceler.messages import GroupMessage, ReceivedMessage, encode
+from parceler.planner import plan
 
 from .conftest import Resources, drain, group_spec, seed_source
 
@@ -99,7 +99,7 @@ def test_worker_handler_reports_exactly_the_retryable_record(
     resources: Resources, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seed_source(2, names={1: "poison.txt"})
-    plan_job(group_spec("poison_or_copy"), "job-l", resources.planner)
+    plan(group_spec("poison_or_copy"), "job-l", resources.planner)
     ledger = Ledger(resources.worker.ledger_table)
     good, poison = sorted(ledger.list_groups("job-l"), key=_holds_poison)
     # a duplicate delivery of the good group
@@ -130,7 +130,7 @@ def test_worker_handler_releases_records_it_has_no_time_to_start(
     resources: Resources, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seed_source(2)
-    plan_job(group_spec(), "job-t", resources.planner)
+    plan(group_spec(), "job-t", resources.planner)
     messages = drain(resources.lambda_queue_url, visibility=600)
     handler = _handler("worker", resources, monkeypatch)
 
@@ -149,7 +149,7 @@ def test_dead_letter_handler_fails_groups_with_their_last_error(
     resources: Resources, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seed_source(3)
-    plan_job(group_spec(), "job-q", resources.planner)
+    plan(group_spec(), "job-q", resources.planner)
     ledger = Ledger(resources.worker.ledger_table)
     groups = list(ledger.list_groups("job-q"))
     assert isinstance(ledger.claim_group("job-q", 0, "w", lease_seconds=600), Claim)

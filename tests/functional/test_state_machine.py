@@ -1,7 +1,7 @@
 """The real job definition, executed by moto's Step Functions with the real handlers in-process.
 
 The planner and the aggregator run through the in-process Lambda hook; groups are processed
-by the container runner loop in threads (both queues) and dead letters by the DLQ core, as
+by the container worker loop in threads (both queues) and dead letters by the DLQ core, as
 in the local mode. Each job waits at least one ledger poll (5 s), so each test takes seconds.
 """
 
@@ -17,21 +17,13 @@ from typing import Any
 import boto3
 import pytest
 
+from parceler import container_worker, storage
+from parceler.aws.ledger import Ledger
+from parceler.dead_letter import dead_letter
+from parceler.local.emulator import LocalAws
+from parceler.local.resources import LocalStack, create_local_stack
+
 pytestmark = pytest.mark.functional
-
-runner = pytest.importorskip(
-    "parceler.runner", reason="parceler.runner (container worker loop) not written yet"
-)
-worker = pytest.importorskip(
-    "parceler.worker", reason="parceler.worker (worker protocol) not written yet"
-)
-pytest.importorskip("parceler.jobs", reason="parceler.jobs (plan_job) not written yet")
-pytest.importorskip("parceler.manifest", reason="parceler.manifest not written yet")
-
-from parceler import storage  # noqa: E402
-from parceler.aws.ledger import Ledger  # noqa: E402
-from parceler.local.emulator import LocalAws  # noqa: E402
-from parceler.local.resources import LocalStack, create_local_stack  # noqa: E402
 
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
@@ -57,7 +49,7 @@ def local() -> Iterator[LocalAws]:
 
 
 class Workers:
-    """Runner loops on both work queues plus a dead-letter drain, in threads."""
+    """Container worker loops on both work queues plus a dead-letter drain, in threads."""
 
     def __init__(self, stack: LocalStack) -> None:
         self.stack = stack
@@ -67,9 +59,11 @@ class Workers:
     def __enter__(self) -> Workers:
         settings = self.stack.worker_settings()
         for url in (self.stack.lambda_queue_url, self.stack.container_queue_url):
-            options = runner.RunnerOptions(queue_url=url, wait_seconds=1, retry_base_seconds=0.1)
+            options = container_worker.RunnerOptions(
+                queue_url=url, wait_seconds=1, retry_base_seconds=0.1
+            )
             thread = threading.Thread(
-                target=runner.run_loop,
+                target=container_worker.run_loop,
                 args=(settings, options),
                 kwargs={"stop": self.stop},
                 daemon=True,
@@ -89,7 +83,7 @@ class Workers:
                 for message in sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0).get(
                     "Messages", []
                 ):
-                    worker.dead_letter(message["Body"], settings)
+                    dead_letter(message["Body"], settings)
                     sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
             self.stop.wait(0.2)
 

@@ -12,10 +12,14 @@ import pytest
 from parceler import storage
 from parceler.aws.ledger import Ledger
 from parceler.aws.queue import receive
-from parceler.jobs import plan_job
+from parceler.container_worker import RunnerOptions, run_loop
+from parceler.dead_letter import dead_letter
+from parceler.details import GroupDetails
 from parceler.manifest import read_manifest, write_manifest
-from parceler.runner import RunnerOptions, run_loop
-from parceler.worker import Outcome, dead_letter, handle_delivery, process_message
+from parceler.planner import plan
+from parceler.spec_store import read_spec, write_spec
+from parceler.workarea import JobArea
+from parceler.worker import Delivery, handle_delivery, process_message
 
 from . import procs
 from .conftest import Resources, drain, group_spec, seed_source
@@ -31,7 +35,7 @@ def _result_uris(result_uri: str) -> list[str]:
 
 def test_runner_processes_every_group_and_commits_attempt_1(resources: Resources) -> None:
     seed_source(3)
-    plan_job(group_spec(), "job-ok", resources.planner)
+    plan(group_spec(), "job-ok", resources.planner)
     stats = run_loop(
         resources.worker,
         RunnerOptions(resources.lambda_queue_url, idle_exit=1, wait_seconds=1),
@@ -58,7 +62,7 @@ def test_worker_dies_before_commit_then_retry_commits_a_new_attempt_without_orph
     resources: Resources, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seed_source(1)
-    plan_job(group_spec(), "job-d", resources.planner)
+    plan(group_spec(), "job-d", resources.planner)
     (message,) = receive(resources.lambda_queue_url, wait_seconds=0)
 
     def die(*_args: Any, **_kwargs: Any) -> bool:
@@ -91,7 +95,7 @@ def test_poison_group_goes_to_the_dlq_and_is_failed_while_the_rest_succeed(
 ) -> None:
     resources = make_resources(visibility=30, max_receive=2)
     seed_source(5, names={2: "poison.txt"})
-    plan_job(group_spec("poison_or_copy"), "job-p", resources.planner)
+    plan(group_spec("poison_or_copy"), "job-p", resources.planner)
     stats = run_loop(
         resources.worker,
         RunnerOptions(
@@ -121,13 +125,22 @@ def test_processor_error_fails_the_group_at_once_without_burning_retries(
     resources: Resources,
 ) -> None:
     seed_source(1)
-    plan_job(group_spec(), "job-e", resources.planner)
+    plan(group_spec(), "job-e", resources.planner)
     (message,) = receive(resources.lambda_queue_url, wait_seconds=0)
-    # Break the processor after planning: the worker cannot import it (a permanent error).
+    # Replan with a processor the worker cannot import (a permanent error): a new spec
+    # stored, and the group manifest citing it.
     summary_uri = json.loads(message.body)["summary_uri"]
     manifest = read_manifest(summary_uri)
-    details = dict(manifest.summary.details)
-    details["processor"] = {**details["processor"], "function": "tests.functional.procs:nope"}
+    area = JobArea(resources.planner.work_bucket, "job-e")
+    spec = read_spec(area)
+    broken = spec.model_copy(
+        update={
+            "processor": spec.processor.model_copy(
+                update={"function": "tests.functional.procs:nope"}
+            )
+        }
+    )
+    details = GroupDetails(job_id="job-e", spec_sha256=write_spec(area, broken)).to_details()
     write_manifest(
         manifest.table,
         summary_uri,
@@ -149,9 +162,9 @@ def test_processor_error_fails_the_group_at_once_without_burning_retries(
 def _run_with_watch(resources: Resources, heartbeat_interval: float | None) -> tuple[Any, int]:
     """Run one sleepy group with a 2 s visibility; count deliveries seen meanwhile."""
     seed_source(1)
-    plan_job(group_spec("sleepy"), "job-h", resources.planner)
+    plan(group_spec("sleepy"), "job-h", resources.planner)
     (message,) = receive(resources.lambda_queue_url, wait_seconds=0)
-    box: dict[str, Outcome] = {}
+    box: dict[str, Delivery] = {}
 
     def work() -> None:
         box["outcome"] = handle_delivery(

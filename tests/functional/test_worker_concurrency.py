@@ -9,9 +9,9 @@ import pytest
 from parceler import storage
 from parceler.aws.ledger import Ledger
 from parceler.aws.queue import receive
-from parceler.jobs import plan_job
 from parceler.manifest import read_manifest
-from parceler.worker import Outcome, process_message
+from parceler.planner import plan
+from parceler.worker import Delivery, process_message
 
 from . import procs
 from .conftest import Resources, group_spec, seed_source
@@ -24,9 +24,9 @@ def test_two_workers_on_one_group_commit_exactly_one_attempt(
     procs.STARTED.clear()
     procs.GATES.clear()
     seed_source(2)
-    plan_job(group_spec("gated", files_per_group=2), "job-2w", resources.planner)
+    plan(group_spec("gated", files_per_group=2), "job-2w", resources.planner)
     (message,) = receive(resources.lambda_queue_url, wait_seconds=0)
-    outcomes: dict[str, Outcome] = {}
+    outcomes: dict[str, Delivery] = {}
 
     def work(name: str, lease: float) -> None:
         outcomes[name] = process_message(

@@ -20,10 +20,10 @@ PACKAGE_ROOT = ROOT / "shared"
 
 # Each Lambda role → the parceler module its handler calls (update here when modules move).
 ROLE_MODULES = {
-    "planner": "parceler.jobs",
+    "planner": "parceler.planner",
     "worker": "parceler.worker",
-    "dead_letter": "parceler.worker",
-    "aggregator": "parceler.aggregate",
+    "dead_letter": "parceler.dead_letter",
+    "aggregator": "parceler.aggregator",
     "starter": "parceler.starter",
 }
 # What every handler may import besides its role module: settings, errors, pure models.
@@ -44,6 +44,10 @@ PURE_CORE = (
     "parceler.settings",
     "parceler.report",
     "parceler.state_machine",
+    "parceler.workarea",
+    "parceler.details",
+    "parceler.progress",
+    "parceler.quotas",
 )
 FORBIDDEN_IN_CORE = ("boto3", "botocore", "parceler.aws")
 

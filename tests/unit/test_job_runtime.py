@@ -7,11 +7,10 @@ import pytest
 from parceler.aws.dynamodb_codec import from_attribute, to_attribute
 from parceler.aws.ledger import group_from_item, job_from_item
 from parceler.errors import MessageError
-from parceler.jobs import aggregation_batches, poll_interval, route
 from parceler.messages import GroupMessage, encode
-from parceler.planning import group_summary_uri
+from parceler.planner import aggregation_batches, poll_interval, route
 from parceler.spec import JobSpec
-from parceler.worker import Outcome, _group_from_path, attempt_prefix, retry_delay
+from parceler.worker import Delivery, retry_delay
 
 
 def _spec(throughput: int = 100, lambda_max: float = 10) -> JobSpec:
@@ -52,15 +51,6 @@ def test_retry_delay_doubles_and_is_capped() -> None:
     assert retry_delay(30, 10) == 900
 
 
-def test_attempt_prefix_and_group_from_path() -> None:
-    uri = group_summary_uri("s3://w/jobs/j-1", 1007)
-    assert uri == "s3://w/jobs/j-1/groups/001/001007.json"
-    assert attempt_prefix(uri, 2) == "s3://w/jobs/j-1/groups/001/001007/attempt-2/"
-    assert _group_from_path(uri) == ("j-1", 1007)
-    assert _group_from_path("s3://w/other/manifest.json") is None
-    assert _group_from_path("s3://w/jobs/j-1/groups/001/manifest.json") is None
-
-
 def test_group_message_round_trip_and_rejection() -> None:
     message = GroupMessage(summary_uri="s3://w/jobs/j/groups/000001/manifest.json")
     body = encode(message)
@@ -72,7 +62,7 @@ def test_group_message_round_trip_and_rejection() -> None:
             GroupMessage.parse(bad)
 
 
-def test_outcome_delete_only_when_the_group_is_done_with() -> None:
+def test_delivery_delete_only_when_the_group_is_done_with() -> None:
     done = {"succeeded", "failed", "duplicate", "lost"}
     for status in (
         "succeeded",
@@ -84,7 +74,7 @@ def test_outcome_delete_only_when_the_group_is_done_with() -> None:
         "rejected",
         "released",
     ):
-        assert Outcome(status).delete is (status in done)  # type: ignore[arg-type]
+        assert Delivery(status).delete is (status in done)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

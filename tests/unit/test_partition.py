@@ -63,9 +63,15 @@ def assert_valid(table: pa.Table, limits: Limits, result: Partition) -> None:
     assert len(alone) == len(result.oversized)  # one oversized file per group
     assert all(result.n_files[g] == 1 for g in alone)
     regular = np.array([g not in alone for g in range(result.n_groups)], dtype=bool)
+    # An oversized file is over the size target or the record target, whichever is set.
+    over = np.zeros(len(result.oversized), dtype=bool)
     if limits.target_size is not None:
         assert (result.size[regular] <= limits.target_size).all()
-        assert (sizes[result.oversized] > limits.target_size).all() or limits.target_records
+        over |= sizes[result.oversized] > limits.target_size
+    if limits.target_records is not None:
+        records = table.column("n_record").fill_null(0).to_numpy()
+        over |= records[result.oversized] > limits.target_records
+    assert over.all()
     if limits.target_records is not None:
         assert result.n_record is not None
         assert (result.n_record[regular] <= limits.target_records).all()

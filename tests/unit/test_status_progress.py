@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from parceler.cli.status import progress
 from parceler.ledger import GroupItem, JobItem
+from parceler.progress import progress
 
 
 def _group(index: int, status: str, **fields: Any) -> GroupItem:
@@ -26,7 +26,7 @@ def test_progress_counts_throughput_eta_and_overdue() -> None:
     assert p.eta_seconds == 2 / (2 / 100)
     assert (p.bytes_done, p.bytes_total) == (200, 400)
     assert [(o.group, o.running_seconds) for o in p.overdue] == [(2, 10.0)]
-    assert [(f.group, f.error, f.cause) for f in p.failures] == [(1, "ProcessorError", "bad")]
+    assert [(f.index, f.error, f.cause) for f in p.failures] == [(1, "ProcessorError", "bad")]
 
 
 def test_no_eta_before_the_first_group_is_done() -> None:

@@ -327,7 +327,7 @@ class Ledger:
         """Write PENDING group items (BatchWriteItem, 25 per call, unprocessed items retried).
 
         Unconditional on purpose: the planner calls it only before any message of the job
-        was sent (see :func:`parceler.jobs.plan_job`), when rewriting an item is harmless.
+        was sent (see :func:`parceler.planner.plan`), when rewriting an item is harmless.
         """
         ts = time.time() if now is None else now
         requests = [

@@ -20,7 +20,7 @@ from parceler.aws.ledger import Ledger
 from parceler.cli import err_console, friendly_errors
 from parceler.errors import SpecError
 from parceler.execution import JobResult, follow, read_value, start_job
-from parceler.execution import Progress as JobProgress
+from parceler.ledger import JobItem
 from parceler.report import build_report, render_html
 from parceler.spec import JobSpec, parse_spec
 from parceler.units import parse_size
@@ -276,21 +276,17 @@ def _follow_with_progress(
     with Progress(*columns, console=err_console, disable=quiet, transient=False) as bar:
         task = bar.add_task(f"{job_id}: planning", total=None, failed=0, rate="", eta="—")
 
-        def show(progress: JobProgress) -> None:
-            done = progress.n_succeeded + progress.n_failed
-            if progress.n_groups is None:
+        def show(status: str, job: JobItem | None, elapsed: float) -> None:
+            if job is None or job.n_groups is None:
                 bar.update(task, description=f"{job_id}: planning")
                 return
-            rate = done / progress.elapsed if progress.elapsed > 0 else 0.0
-            left = progress.n_groups - done
+            done = job.n_succeeded + job.n_failed
+            rate = done / elapsed if elapsed > 0 else 0.0
+            left = job.n_groups - done
             eta = f"{left / rate:.0f}s" if rate > 0 and left > 0 else "—"
-            phase = (
-                "groups"
-                if left > 0
-                else ("aggregating" if progress.status == "RUNNING" else "done")
-            )
-            bar.update(task, description=f"{job_id}: {phase}", total=progress.n_groups, completed=done,
-                       failed=progress.n_failed, rate=f"{rate:.1f} groups/s", eta=eta)  # fmt: skip
+            phase = "groups" if left > 0 else ("aggregating" if status == "RUNNING" else "done")
+            bar.update(task, description=f"{job_id}: {phase}", total=job.n_groups, completed=done,
+                       failed=job.n_failed, rate=f"{rate:.1f} groups/s", eta=eta)  # fmt: skip
 
         return follow(
             arn, job_id, ledger, on_progress=show, timeout_seconds=timeout,
@@ -317,8 +313,8 @@ def print_result(console: Console, result: JobResult, report: Path | None) -> No
         table.add_row("error", f"{result.error}: {(result.cause or '')[:500]}")
     console.print(table)
     for failure in result.failed_groups[:10]:
-        console.print(f"  [red]group {failure.get('index')}[/]: {failure.get('error')}: "
-                      f"{str(failure.get('cause') or '')[:300]}", highlight=False)  # fmt: skip
+        console.print(f"  [red]group {failure.index}[/]: {failure.error}: "
+                      f"{(failure.cause or '')[:300]}", highlight=False)  # fmt: skip
     if result.result is not None:
         console.print(value_table(result.result))
 

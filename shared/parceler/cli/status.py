@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
-from dataclasses import asdict, dataclass, field
 from typing import Annotated, Any
 
 import typer
@@ -17,106 +15,9 @@ from rich.text import Text
 
 from parceler.aws.ledger import Ledger
 from parceler.cli import friendly_errors
-from parceler.ledger import GroupItem, JobItem
+from parceler.progress import Progress, progress
 from parceler.settings import LedgerSettings
 from parceler.units import format_size
-
-OVERDUE_FACTOR = 2.0  # a group running longer than this times its prediction is listed
-_TERMINAL_JOB = frozenset({"SUCCEEDED", "FAILED"})
-
-
-@dataclass(frozen=True)
-class Overdue:
-    group: int
-    running_seconds: float
-    predicted_seconds: float
-    attempt: int
-    worker: str | None
-
-
-@dataclass(frozen=True)
-class FailedGroup:
-    group: int
-    error: str | None
-    cause: str | None
-    attempt: int
-
-
-@dataclass(frozen=True)
-class JobProgress:
-    """A snapshot of one job, computed from its ledger items (pure: see :func:`progress`)."""
-
-    job_id: str
-    status: str
-    n_groups: int
-    pending: int
-    running: int
-    succeeded: int
-    failed: int
-    remaining: int | None
-    bytes_done: int
-    bytes_total: int
-    elapsed_seconds: float
-    groups_per_second: float | None
-    bytes_per_second: float | None
-    eta_seconds: float | None
-    overdue: list[Overdue] = field(default_factory=list)
-    failures: list[FailedGroup] = field(default_factory=list)
-    error: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def progress(job: JobItem, groups: list[GroupItem], now: float) -> JobProgress:
-    """Count groups by status; throughput since the job started; ETA from that throughput.
-
-    ETA is ``(groups not done) / (groups done per second)``; None until a group is done.
-    """
-    counts = Counter(g.status for g in groups)
-    done = [g for g in groups if g.status in ("SUCCEEDED", "FAILED")]
-    size = {g.index: g.size or 0 for g in groups}
-    bytes_done = sum(size[g.index] for g in done)
-    started = job.created_at or now
-    elapsed = max(0.0, now - started)
-    n_groups = int(job.n_groups or len(groups))
-    rate = len(done) / elapsed if done and elapsed > 0 else None
-    left = n_groups - len(done)
-    overdue = [
-        Overdue(
-            g.index,
-            now - (g.started_at or now),
-            float(g.predicted_seconds or 0.0),
-            g.attempt,
-            g.worker,
-        )
-        for g in groups
-        if g.status == "RUNNING"
-        and g.started_at is not None
-        and now - g.started_at > OVERDUE_FACTOR * max(1.0, float(g.predicted_seconds or 0.0))
-    ]
-    failures = [
-        FailedGroup(g.index, g.error, g.cause, g.attempt) for g in groups if g.status == "FAILED"
-    ]
-    return JobProgress(
-        job_id=job.job_id,
-        status=job.status,
-        n_groups=n_groups,
-        pending=counts.get("PENDING", 0),
-        running=counts.get("RUNNING", 0),
-        succeeded=counts.get("SUCCEEDED", 0),
-        failed=counts.get("FAILED", 0),
-        remaining=job.remaining,
-        bytes_done=bytes_done,
-        bytes_total=sum(size.values()),
-        elapsed_seconds=elapsed,
-        groups_per_second=rate,
-        bytes_per_second=bytes_done / elapsed if done and elapsed > 0 else None,
-        eta_seconds=(left / rate) if rate and left > 0 else (0.0 if left == 0 else None),
-        overdue=overdue,
-        failures=failures,
-        error=job.error,
-    )
 
 
 def _duration(seconds: float | None) -> str:
@@ -128,7 +29,7 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
-def render(p: JobProgress) -> Group:
+def render(p: Progress) -> Group:
     """The rich view of a snapshot."""
     done = p.succeeded + p.failed
     head = Text.assemble(
@@ -171,7 +72,7 @@ def render(p: JobProgress) -> Group:
             "group", "error", "cause", "attempts", title="failed groups", show_lines=True
         )
         for f in p.failures:
-            failed.add_row(str(f.group), f.error or "", (f.cause or "")[:300], str(f.attempt))
+            failed.add_row(str(f.index), f.error, (f.cause or "")[:300], str(f.attempt or ""))
         parts.append(failed)
     if p.error:
         parts.append(Text(f"job error: {p.error}", style="red"))
@@ -196,13 +97,13 @@ def register(app: typer.Typer) -> None:
         table = ledger_table or LedgerSettings.from_env().ledger_table
         ledger = Ledger(table)
 
-        def snapshot() -> JobProgress:
+        def snapshot() -> Progress:
             job = ledger.get_job(job_id)
             return progress(job, list(ledger.list_groups(job_id)), time.time())
 
         current = snapshot()
         if as_json:
-            while watch and not _finished(current):
+            while watch and not current.finished:
                 time.sleep(interval)
                 current = snapshot()
             typer.echo(json.dumps(current.to_json()))
@@ -212,11 +113,7 @@ def register(app: typer.Typer) -> None:
             console.print(render(current))
             return
         with Live(render(current), console=console, refresh_per_second=4) as live:
-            while not _finished(current):
+            while not current.finished:
                 time.sleep(interval)
                 current = snapshot()
                 live.update(render(current))
-
-
-def _finished(p: JobProgress) -> bool:
-    return p.status in _TERMINAL_JOB or (p.remaining == 0 and p.running == 0 and p.pending == 0)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from parceler.cli import err_console, friendly_errors
-from parceler.runner import RunnerOptions, run
+from parceler.container_worker import RunnerOptions, run
 from parceler.settings import WorkerSettings
 
 

@@ -8,7 +8,7 @@ and the job state machine from the one ASL definition with local ARNs substitute
 
 No SQS → Lambda event source mappings: moto runs those inside ``SendMessage``, never retries
 and never dead-letters (docs/local-aws-facts.md). The local mode polls the queues with the
-container runner instead, so visibility timeouts and DLQ redrive are real.
+container worker loop instead, so visibility timeouts and DLQ redrive are real.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def create_local_stack(
             ``{prefix}-ledger``, queues ``{prefix}-lambda[-dlq]``/``{prefix}-container[-dlq]``,
             functions ``{prefix}-{role}``, state machine ``{prefix}-job``).
         lambda_visibility_seconds, container_visibility_seconds: the work queues'
-            visibility timeouts (the runner heartbeats long groups).
+            visibility timeouts (the container worker heartbeats long groups).
         max_receive_count: receives before a message moves to its DLQ.
         function_timeout_seconds: what the functions' contexts report as their timeout.
         when_queues_ready: called with the stack (state machine ARN not yet set) once the

@@ -5,7 +5,7 @@ What runs where (documented substitutions from the AWS flow, nothing else):
 * moto's server on 127.0.0.1 in this process, serialised for many clients
   (:class:`~parceler.local.emulator.LocalAws`), executing the real state machine
   definition and calling the real planner and aggregator handlers in-process.
-* ``workers`` processes running the container runner (``parceler worker``) against the
+* ``workers`` processes running the container worker loop (``parceler worker``) against the
   emulated SQS. Each serves both the Lambda and the container queue: on AWS a Lambda
   event source mapping serves the first, here the same worker core does.
 * A thread that drains both DLQs into the dead-letter handler's core, as the DLQ
@@ -26,9 +26,9 @@ from types import TracebackType
 from typing import IO, Self
 
 from parceler.aws import queue
+from parceler.dead_letter import dead_letter
 from parceler.local.emulator import LocalAws
 from parceler.local.resources import LocalStack, create_local_stack
-from parceler.worker import dead_letter
 
 log = logging.getLogger(__name__)
 

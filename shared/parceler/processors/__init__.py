@@ -2,7 +2,7 @@
 
 ```python
 ctx = GroupContext(job_id, group_index, attempt, output_prefix)
-outcome = run_group(processor_spec, reducer_spec, files, ctx)  # GroupOutcome(value, outputs)
+run = run_group(processor_spec, reducer_spec, files, ctx)  # GroupRun(value, outputs)
 value = reduce_values(reducer_spec, values)                    # associative; across groups
 ```
 
@@ -13,10 +13,10 @@ value = reduce_values(reducer_spec, values)                    # associative; ac
 from parceler.errors import DeadlineExceededError
 from parceler.processors.builtins import BUILTINS
 from parceler.processors.builtins.wordcount import top_words
-from parceler.processors.context import FileRef, GroupContext, GroupOutcome
+from parceler.processors.context import FileRef, GroupContext, GroupRun
+from parceler.processors.group import check_processor, default_reducer, reducer_of, run_group
 from parceler.processors.loading import load_callable
 from parceler.processors.reducers import BUILTIN_REDUCERS, reduce_values
-from parceler.processors.run import check_processor, default_reducer, run_group
 
 __all__ = [
     "BUILTINS",
@@ -24,11 +24,12 @@ __all__ = [
     "DeadlineExceededError",
     "FileRef",
     "GroupContext",
-    "GroupOutcome",
+    "GroupRun",
     "check_processor",
     "default_reducer",
     "load_callable",
     "reduce_values",
+    "reducer_of",
     "run_group",
     "top_words",
 ]

@@ -23,14 +23,14 @@ class GroupContext:
         job_id: the job.
         group_index: the group's index in the job (0-based).
         attempt: the attempt number; outputs of different attempts never mix.
-        output_prefix: the attempt's output folder URI, e.g.
-            ``s3://work/jobs/J/groups/000007/attempt-2/`` or a local folder. Processors
-            write their outputs under it.
+        output_prefix: the attempt's output folder URI (``workarea.AttemptArea.folder``,
+            or ``workarea.output_folder`` when the spec names an ``output``), or a local
+            folder. Processors write their outputs under it.
         deadline: a :func:`time.monotonic` instant the group must finish by, or None.
 
     Group processors report the files they write with :meth:`add_output` (or write them
     with :meth:`write_output`, which records them); :func:`parceler.processors.run_group`
-    returns them as ``GroupOutcome.outputs``. The context is immutable; only its output
+    returns them as ``GroupRun.outputs``. The context is immutable; only its output
     register grows, and ``run_group`` gives every run a fresh register.
     """
 
@@ -75,7 +75,7 @@ class GroupContext:
         *,
         anywhere: bool = False,
     ) -> None:
-        """Record a file this attempt wrote, so it is listed in ``GroupOutcome.outputs``.
+        """Record a file this attempt wrote, so it is listed in ``GroupRun.outputs``.
 
         Args:
             uri: where the file was written; must be under ``output_prefix`` unless
@@ -115,7 +115,7 @@ class GroupContext:
 
 
 @dataclass(frozen=True, slots=True)
-class GroupOutcome:
+class GroupRun:
     """What running a processor on one group produced.
 
     Attributes:

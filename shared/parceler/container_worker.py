@@ -28,7 +28,7 @@ from parceler import task_protection
 from parceler.aws import queue
 from parceler.messages import ReceivedMessage
 from parceler.settings import WorkerSettings
-from parceler.worker import DEFAULT_RETRY_BASE_SECONDS, Outcome, handle_delivery
+from parceler.worker import DEFAULT_RETRY_BASE_SECONDS, Delivery, handle_delivery
 
 log = logging.getLogger(__name__)
 
@@ -166,9 +166,9 @@ def _run_one(
     me: str,
     visibility: int,
     stop: threading.Event,
-) -> Outcome | None:
+) -> Delivery | None:
     """Process one message in a thread; None if it was released because of a stop."""
-    box: dict[str, Outcome | BaseException] = {}
+    box: dict[str, Delivery | BaseException] = {}
 
     def target() -> None:
         try:
@@ -201,9 +201,9 @@ def _run_one(
         # The protocol could not record the outcome (e.g. the ledger throttled): the message
         # stays and comes back after its visibility timeout.
         log.error("message %s: %s: %s", message.message_id, type(error).__name__, error)
-        return Outcome("retry", error=type(error).__name__, cause=str(error))
+        return Delivery("retry", error=type(error).__name__, cause=str(error))
     result = box["outcome"]
-    assert isinstance(result, Outcome)
+    assert isinstance(result, Delivery)
     return result
 
 

@@ -1,11 +1,12 @@
 """Plan a job: spec → source → groups → ledger items → one SQS message per group, idempotently.
 
-:func:`plan_job` may be re-run with the same job id at any point (a planner Lambda that
+:func:`plan` may be re-run with the same job id at any point (a planner Lambda that
 timed out, a Step Functions retry). Each phase leaves a mark in the job item, and a re-run
 resumes after the last mark instead of starting over:
 
-1. **job item** (``status = PLANNING``) created with ``attribute_not_exists(pk)``; a
-   re-run with a different spec for the same id is refused (:class:`SpecError`).
+1. **job item** (``status = PLANNING``, the spec's hash) created with
+   ``attribute_not_exists(pk)``; a re-run with a different spec for the same id is refused
+   (:class:`SpecError`). The spec itself is stored once, in the work area (``spec.json``).
 2. **plan recorded**: source listed, groups packed and written to the work area, group
    items written, then ``n_groups``/``remaining`` set on the job item under
    ``attribute_not_exists(n_groups)``. A crash before that mark replans from scratch —
@@ -27,25 +28,26 @@ committed by an earlier job) — every job processes all its groups.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from parceler import storage
+from parceler import spec_store
 from parceler.aws import queue
 from parceler.aws.ledger import Ledger
+from parceler.details import GroupDetails
 from parceler.errors import SpecError
 from parceler.ledger import JobItem, NewGroup, QueueName
 from parceler.messages import GroupMessage, encode
 from parceler.partition import Limits
 from parceler.planning import plan_files, write_plan
-from parceler.processors import check_processor, default_reducer
+from parceler.processors import check_processor, reducer_of
 from parceler.settings import PlannerSettings
 from parceler.sources import load_source
 from parceler.spec import JobSpec
+from parceler.workarea import JobArea
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +90,6 @@ class PlanResult:
         }
 
 
-def job_prefix(bucket: str, job_id: str) -> str:
-    """The job's folder in the work area: ``s3://{bucket}/jobs/{job_id}``."""
-    return f"s3://{bucket}/jobs/{job_id}"
-
-
 def limits_of(spec: JobSpec) -> Limits:
     """The partitioner's limits from the spec's ``partitioning``."""
     p = spec.partitioning
@@ -130,7 +127,7 @@ def aggregation_batches(
     ]
 
 
-def plan_job(
+def plan(
     spec: JobSpec,
     job_id: str,
     settings: PlannerSettings,
@@ -160,9 +157,10 @@ def plan_job(
         RetryableError: a transient AWS failure; run again to resume.
     """
     ledger = Ledger(settings.ledger_table, retention_days=settings.ledger_retention_days)
-    spec_json = spec.model_dump_json(exclude_none=True)
-    job, created = ledger.create_job(job_id, spec_json=spec_json)
-    if not created and job.spec != spec_json:
+    spec_hash = spec_store.sha256(spec)
+    # The ledger keeps only the hash: the spec's one copy is spec.json in the work area.
+    job, created = ledger.create_job(job_id, spec_json=spec_hash)
+    if not created and job.spec != spec_hash:
         raise SpecError(
             f"job {job_id!r} already exists with a different spec.",
             "use a new job id (execution name) for a different spec.",
@@ -172,7 +170,7 @@ def plan_job(
 
     groups: list[NewGroup] | None = None
     if job.n_groups is None:
-        groups = _plan(spec, job_id, settings, ledger)
+        groups = _plan(spec, spec_hash, job_id, settings, ledger)
         job = ledger.get_job(job_id)
     if groups is None or job.n_groups != len(groups):
         groups = [
@@ -192,27 +190,20 @@ def plan_job(
     return _result(ledger.get_job(job_id), batch_size)
 
 
-def _plan(spec: JobSpec, job_id: str, settings: PlannerSettings, ledger: Ledger) -> list[NewGroup]:
-    """Phase 2: list, pack, write group manifests and group items, then record the plan."""
-    check_processor(spec.processor, spec.reducer)  # a spec that cannot run sends nothing
-    prefix = job_prefix(settings.work_bucket, job_id)
-    storage.write_bytes(
-        storage.join(prefix, "spec.json"),
-        spec.model_dump_json(indent=2, exclude_none=True).encode(),
-        content_type="application/json",
-    )
+def _plan(
+    spec: JobSpec, spec_hash: str, job_id: str, settings: PlannerSettings, ledger: Ledger
+) -> list[NewGroup]:
+    """Phase 2: store the spec, list, pack, write group manifests and group items, then
+    record the plan."""
+    check_processor(spec.processor, reducer_of(spec))  # a spec that cannot run sends nothing
+    area = JobArea(settings.work_bucket, job_id)
+    spec_store.write_spec(area, spec)  # before anything that refers to it
     table = load_source(
         spec.source, include=spec.include, exclude=spec.exclude, count_records=spec.count_records
     )
-    plan = plan_files(table, limits_of(spec))
-    reducer = spec.reducer if spec.reducer is not None else default_reducer(spec.processor)
-    details: dict[str, Any] = {
-        "job_id": job_id,
-        "processor": spec.processor.model_dump(mode="json"),
-        "reducer": None if reducer is None else reducer.model_dump(mode="json"),
-        "output": spec.output,
-    }
-    written = write_plan(plan, prefix, details=details)
+    packed = plan_files(table, limits_of(spec))
+    details = GroupDetails(job_id=job_id, spec_sha256=spec_hash)
+    written = write_plan(packed, area.folder, details=details.to_details())
     groups = []
     for uri, summary in zip(written.group_summary_uris, written.group_summaries, strict=True):
         seconds, queue_name = route(summary.total_size, spec)
@@ -279,8 +270,3 @@ def _result(job: JobItem, batch_size: int) -> PlanResult:
         batches=aggregation_batches(job.job_id, n_groups, batch_size),
         poll_seconds=job.poll_seconds or 5,
     )
-
-
-def spec_of(job: JobItem) -> JobSpec:
-    """The spec a job was planned with (from its ledger item)."""
-    return JobSpec.model_validate(json.loads(job.spec or "{}"))

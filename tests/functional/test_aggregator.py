@@ -8,14 +8,18 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from parceler import storage
-from parceler.aggregate import INLINE_VALUE_BYTES, finalize, reduce_batch
+from parceler import spec_store, storage
+from parceler.aggregator import finalize, reduce_batch
 from parceler.aws import ledger
 from parceler.aws.ledger import Ledger
+from parceler.details import FailedGroup, GroupResultDetails
 from parceler.ledger import NewGroup
 from parceler.manifest import read_manifest, write_manifest
 from parceler.models import DATA_FILE_SCHEMA
 from parceler.settings import AggregatorSettings
+from parceler.spec import parse_spec
+from parceler.values import INLINE_VALUE_BYTES
+from parceler.workarea import JobArea
 
 pytestmark = pytest.mark.functional
 
@@ -55,22 +59,23 @@ def _job(
 
     ``orphan``: that group also has an uncommitted attempt whose result says 1,000,000.
     """
-    prefix = f"s3://{settings.work_bucket}/jobs/{job_id}"
-    spec = {
-        "source": "s3://in/",
-        "processor": {"kind": "builtin", "name": "linecount"},
-        "reducer": {"kind": "builtin", "name": "sum"},
-        "limits": {"tolerated_failure_percent": tolerated},
-    }
-    storage.write_bytes(f"{prefix}/spec.json", json.dumps(spec).encode())
+    area = JobArea(settings.work_bucket, job_id)
+    spec = parse_spec(
+        {
+            "source": "s3://in/",
+            "processor": {"kind": "builtin", "name": "linecount"},
+            "reducer": {"kind": "builtin", "name": "sum"},
+            "limits": {"tolerated_failure_percent": tolerated},
+        }
+    )
     n_groups = len(values) + len(failed)
     ledger = Ledger(settings.ledger_table)
-    ledger.create_job(job_id, spec_json=json.dumps(spec))
+    ledger.create_job(job_id, spec_json=spec_store.write_spec(area, spec))
     ledger.record_plan(job_id, n_groups=n_groups, attrs={"fingerprint": "master-fp"})
     ledger.put_groups(
         job_id,
         [
-            NewGroup(g, f"fp{g}", f"{prefix}/groups/{g:06d}/manifest.json", 1.0, "lambda", 1, 10)
+            NewGroup(g, f"fp{g}", area.group(g).manifest, 1.0, "lambda", 1, 10)
             for g in range(n_groups)
         ],
     )
@@ -81,19 +86,19 @@ def _job(
         if group == orphan:
             write_manifest(
                 _outputs(group, 99, 5),
-                f"{prefix}/groups/{group:06d}/attempt-99/result.json",
-                details={"job_id": job_id, "attempt": 99, "value": {"lines": 1_000_000}},
+                area.group(group).attempt(99).result,
+                details=_result(job_id, 99, {"lines": 1_000_000}),
             )
-        uri = f"{prefix}/groups/{group:06d}/attempt-{attempt}/result.json"
-        write_manifest(
-            _outputs(group, attempt, 2),
-            uri,
-            details={"job_id": job_id, "attempt": attempt, "value": value},
-        )
+        uri = area.group(group).attempt(attempt).result
+        write_manifest(_outputs(group, attempt, 2), uri, details=_result(job_id, attempt, value))
         assert ledger.commit_group(job_id, group, attempt, uri)
     for group in failed:
         assert ledger.fail_group(job_id, group, "ProcessorError", f"group {group} is poison")
     return ledger
+
+
+def _result(job_id: str, attempt: int, value: Any) -> dict[str, Any]:
+    return GroupResultDetails(job_id=job_id, attempt=attempt, value=value).to_details()
 
 
 def test_only_committed_results_are_reduced_through_the_tree(settings: AggregatorSettings) -> None:
@@ -139,8 +144,9 @@ def test_failures_within_tolerance_succeed_and_are_listed(settings: AggregatorSe
     assert (outcome.status, outcome.within_tolerance) == ("SUCCEEDED", True)
     assert (outcome.groups_succeeded, outcome.groups_failed) == (3, 1)
     [failed] = outcome.failed_groups
-    assert (failed["index"], failed["status"], failed["error"]) == (3, "FAILED", "ProcessorError")
-    assert failed["cause"] == "group 3 is poison"
+    assert failed == FailedGroup(
+        index=3, status="FAILED", error="ProcessorError", cause="group 3 is poison", attempt=0
+    )
 
 
 def test_failures_over_tolerance_fail_the_job_in_the_ledger(settings: AggregatorSettings) -> None:

@@ -10,12 +10,12 @@ import pyarrow as pa
 
 from parceler.errors import SpecError
 from parceler.processors.builtins import get_builtin
-from parceler.processors.context import FileRef, GroupContext, GroupOutcome, file_refs
+from parceler.processors.context import FileRef, GroupContext, GroupRun, file_refs
 from parceler.processors.loading import load_callable, user_error
 from parceler.processors.python import call_group, per_file_caller
 from parceler.processors.reducers import Reduction
 from parceler.processors.shell import run_command
-from parceler.spec import ProcessorSpec, ReducerSpec
+from parceler.spec import JobSpec, ProcessorSpec, ReducerSpec
 
 _SUM = ReducerSpec(kind="builtin", name="sum")
 
@@ -25,7 +25,7 @@ def run_group(
     reducer: ReducerSpec | None,
     files: pa.Table,
     ctx: GroupContext,
-) -> GroupOutcome:
+) -> GroupRun:
     """Run ``processor`` on the group's ``files`` and reduce the values with ``reducer``.
 
     Per-file processors (python ``per="file"``, shell, and the per-file built-ins) run on
@@ -92,7 +92,7 @@ def run_group(
     value = reduction.result()
     if finish is not None:
         value = finish(value)
-    return GroupOutcome(value=value, outputs=ctx.outputs_table())
+    return GroupRun(value=value, outputs=ctx.outputs_table())
 
 
 def _each_file(
@@ -151,6 +151,11 @@ def default_reducer(processor: ProcessorSpec) -> ReducerSpec | None:
 
     Their values are counters (``{"lines": ..}``, ``{word: count}``, ``{"files": ..}``) whose
     natural merge is ``sum``; a python processor's values have no natural merge (None:
-    collect). Callers that fill in spec defaults (the CLI, the planner) use it.
+    collect). :func:`reducer_of` applies it.
     """
     return None if processor.kind == "python" else _SUM
+
+
+def reducer_of(spec: JobSpec) -> ReducerSpec | None:
+    """The job's reducer: the spec's, else the processor's default (workers and aggregator)."""
+    return spec.reducer if spec.reducer is not None else default_reducer(spec.processor)

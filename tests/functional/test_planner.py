@@ -1,4 +1,4 @@
-"""plan_job against moto: ledger items, routing, messages — and idempotence after a crash."""
+"""The planner against moto: ledger items, routing, messages — and idempotence after a crash."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from parceler import aws, storage
 from parceler.aws.ledger import Ledger
 from parceler.errors import SpecError
-from parceler.jobs import plan_job
 from parceler.manifest import read_summary
+from parceler.planner import plan
 
 from .conftest import SOURCE_BUCKET, Resources, drain, group_spec, seed_source
 
@@ -47,10 +47,10 @@ def _items(resources: Resources) -> list[dict[str, Any]]:
     return list(scan["Items"])
 
 
-def test_plan_job_writes_groups_ledger_and_one_message_per_group(resources: Resources) -> None:
+def test_plan_writes_groups_ledger_and_one_message_per_group(resources: Resources) -> None:
     seed_source(7)
     spec = group_spec(files_per_group=2)
-    result = plan_job(spec, "job-a", resources.planner, batch_size=2)
+    result = plan(spec, "job-a", resources.planner, batch_size=2)
 
     assert result.n_groups == 4
     assert result.to_json()["batches"] == [
@@ -81,7 +81,7 @@ def test_long_groups_are_routed_to_the_container_queue(resources: Resources) -> 
     seed_source(3)
     aws.client("s3").put_object(Bucket=SOURCE_BUCKET, Key="data/big.bin", Body=b"x" * 5000)
     spec = group_spec(routing={"throughput_bytes_per_second": 100, "lambda_max_seconds": 10})
-    result = plan_job(spec, "job-r", resources.planner)
+    result = plan(spec, "job-r", resources.planner)
 
     groups = {g.summary_uri: g for g in Ledger(resources.worker.ledger_table).list_groups("job-r")}
     assert len(groups) == result.n_groups == 4
@@ -101,17 +101,15 @@ def test_planner_killed_while_enqueueing_resumes_without_duplicates(
     spec = group_spec()
     crash_after_batches(2)
     with pytest.raises(PlannerCrashError):
-        plan_job(spec, "job-c", resources.planner)
+        plan(spec, "job-c", resources.planner)
 
     ledger = Ledger(resources.worker.ledger_table)
     job = ledger.get_job("job-c")
     assert job.status == "PLANNING" and job.enqueued_through == 20
     aws.client("sqs").meta.events.unregister("before-call.sqs.SendMessageBatch", unique_id="crash")
 
-    result = plan_job(spec, "job-c", resources.planner)
-    again = plan_job(
-        spec, "job-c", resources.planner
-    )  # complete: returns the record, sends nothing
+    result = plan(spec, "job-c", resources.planner)
+    again = plan(spec, "job-c", resources.planner)  # complete: returns the record, sends nothing
 
     assert result == again and result.n_groups == 35
     assert ledger.get_job("job-c").status == "RUNNING"
@@ -124,14 +122,14 @@ def test_planner_killed_while_enqueueing_resumes_without_duplicates(
 
 def test_same_job_id_with_another_spec_is_refused(resources: Resources) -> None:
     seed_source(2)
-    plan_job(group_spec(), "job-s", resources.planner)
+    plan(group_spec(), "job-s", resources.planner)
     with pytest.raises(SpecError, match="different spec"):
-        plan_job(group_spec(files_per_group=2), "job-s", resources.planner)
+        plan(group_spec(files_per_group=2), "job-s", resources.planner)
 
 
 def test_a_processor_that_cannot_load_sends_nothing(resources: Resources) -> None:
     seed_source(2)
     with pytest.raises(SpecError):
-        plan_job(group_spec("no_such_function"), "job-x", resources.planner)
+        plan(group_spec("no_such_function"), "job-x", resources.planner)
     assert drain(resources.lambda_queue_url) == []
     assert Ledger(resources.worker.ledger_table).get_job("job-x").n_groups is None
