@@ -70,6 +70,22 @@ class ProcessorError(PermanentError):
     """User processor code failed on a group; recorded in the ledger with its cause."""
 
 
+class OutputNameError(ProcessorError):
+    """A processor named an output that would leave its attempt folder, or named nothing.
+
+    A :class:`ProcessorError` (so permanent): the name comes from processor code, and the
+    same code names the same output again on every retry.
+    """
+
+
+class SourceChangedError(PermanentError):
+    """An input file's size or ETag differs from its group manifest: it changed after planning.
+
+    Permanent: processing it again reads the same changed file; only a new plan (a new
+    manifest of the files as they are now) makes the group's inputs and result agree.
+    """
+
+
 class ConflictError(RetryableError):
     """A conditional write lost a race (another attempt claimed or committed first)."""
 

@@ -10,7 +10,7 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 
 from parceler import storage
-from parceler.errors import ProcessorError
+from parceler.errors import OutputNameError, ProcessorError
 from parceler.models import DATA_FILE_SCHEMA
 from parceler.processors.outputs import put_stream
 
@@ -71,8 +71,12 @@ class GroupContext:
             )
 
     def output_uri(self, name: str) -> str:
-        """The URI of output ``name`` (a relative key, ``/`` allowed) under the output prefix."""
-        return storage.join(self.output_prefix, name)
+        """The URI of output ``name`` (a relative key, ``/`` allowed) under the output prefix.
+
+        Raises:
+            OutputNameError: ``name`` would leave the attempt folder (see :func:`output_key`).
+        """
+        return storage.join(self.output_prefix, output_key(name))
 
     def add_output(
         self,
@@ -96,11 +100,13 @@ class GroupContext:
             ProcessorError: ``uri`` is outside the attempt's output folder, or size < 0.
         """
         folder = self.output_prefix.rstrip("/") + "/"
-        if not anywhere and not uri.startswith(folder):
-            raise ProcessorError(
-                f"output {uri} is outside this attempt's output folder {folder}.",
-                "write outputs under ctx.output_prefix (use ctx.output_uri(name)).",
-            )
+        if not anywhere:
+            if not uri.startswith(folder):
+                raise OutputNameError(
+                    f"output {uri} is outside this attempt's output folder {folder}.",
+                    "write outputs under ctx.output_prefix (use ctx.output_uri(name)).",
+                )
+            output_key(uri.removeprefix(folder))  # "folder/../x" starts with folder too
         if size < 0 or (n_record is not None and n_record < 0):
             raise ProcessorError(f"output {uri}: size and n_record must be >= 0.")
         self._outputs.append({"uri": uri, "size": size, "n_record": n_record, "etag": etag})
@@ -172,6 +178,36 @@ def file_refs(files: pa.Table) -> list[FileRef]:
             zip(columns["uri"], columns["size"], columns["n_record"], columns["etag"], strict=True)
         )
     ]
+
+
+def output_key(name: str) -> str:
+    """``name`` normalised to a key inside an attempt folder, or :class:`OutputNameError`.
+
+    Empty and ``.`` segments are dropped (``a//./b`` is ``a/b``); a ``..`` segment, a
+    leading ``/`` (an absolute path), a NUL, a trailing ``/`` (a folder, not a file) or a
+    name with nothing left is refused. Refusing ``..`` outright, rather than resolving it,
+    keeps one spelling per output: ``a/../b`` is a processor bug worth naming.
+    """
+    problem = None
+    if not isinstance(name, str):
+        problem = f"is a {type(name).__name__}, not a string"
+    elif name.startswith("/"):
+        problem = "is an absolute path"
+    elif "\x00" in name:
+        problem = "holds a NUL character"
+    elif ".." in name.split("/"):
+        problem = "has a '..' segment"
+    elif name.endswith("/"):
+        problem = "ends in '/' (a folder, not a file)"
+    kept = [] if problem else [part for part in name.split("/") if part not in ("", ".")]
+    if problem is None and not kept:
+        problem = "is empty"
+    if problem is not None:
+        raise OutputNameError(
+            f"output name {name!r} {problem}; outputs must stay inside the attempt folder.",
+            "name outputs with relative keys such as 'part-0001.csv' or 'by-day/2024-01-01.csv'.",
+        )
+    return "/".join(kept)
 
 
 def output_name(file: FileRef) -> str:
