@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from parceler.errors import OutputNameError, ProcessorError, SpecError
+from parceler import storage
+from parceler.errors import OutputNameError, ProcessorError, SourceChangedError, SpecError
 from parceler.models import DATA_FILE_SCHEMA
 from parceler.processors import (
     DeadlineExceededError,
+    FileRef,
     GroupContext,
     check_processor,
     run_group,
@@ -232,3 +234,18 @@ def test_a_reported_output_under_the_folder_with_dotdot_is_refused(
     files = _files(tmp_path, {"a.txt": b"x"})
     with pytest.raises(OutputNameError, match=r"'\.\.' segment"):
         run_group(_python("user_procs:add_dotdot", per="group"), None, files, _ctx(tmp_path))
+
+
+def test_a_local_input_is_checked_against_its_planned_size_and_change_token(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"abc\n")
+    token = storage.local_etag(path.stat())
+    assert FileRef(str(path), 4, etag=token).read_bytes() == b"abc\n"
+    # A listing's own etag (an MD5, say) cannot be recomputed locally: only size counts.
+    assert FileRef(str(path), 4, etag="9a0364b9e99bb480dd25e1f0284c8555").read_bytes()
+    with pytest.raises(SourceChangedError, match="size 5 planned, 4 found"):
+        FileRef(str(path), 5).open()
+    with pytest.raises(SourceChangedError, match=f"ETag 1-4 planned, {token} found"):
+        FileRef(str(path), 4, etag="1-4").read_bytes()

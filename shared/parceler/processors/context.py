@@ -10,7 +10,7 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 
 from parceler import storage
-from parceler.errors import OutputNameError, ProcessorError
+from parceler.errors import OutputNameError, ProcessorError, SourceChangedError
 from parceler.models import DATA_FILE_SCHEMA
 from parceler.processors.outputs import put_stream
 
@@ -156,12 +156,50 @@ class FileRef:
     index: int = 0
 
     def open(self) -> BinaryIO:
-        """Open the file for streamed binary reading; use it as a context manager."""
-        return storage.open_input(self.uri)
+        """Open the file for streamed binary reading; use it as a context manager.
+
+        What is opened is checked against the group manifest first: its size always, its
+        ETag when the manifest has one and the store gives one to compare (S3 always; a
+        local file when the manifest holds the folder source's change token). Both come
+        with the open itself (the GetObject response, an ``fstat``): no extra request.
+
+        Raises:
+            SourceChangedError: the file changed after planning (naming planned and found
+                size/ETag); the group fails, and re-planning is the fix.
+            ObjectNotFoundError, RetryableError, StorageError: as for
+                :func:`parceler.storage.open_input`.
+        """
+        opened = storage.open_input_as_found(self.uri)
+        try:
+            self._check(opened.size, opened.etag)
+        except SourceChangedError:
+            opened.stream.close()
+            raise
+        return opened.stream
 
     def read_bytes(self) -> bytes:
-        """The whole file (for small files; prefer :meth:`open` for big ones)."""
-        return storage.read_bytes(self.uri)
+        """The whole file (for small files; prefer :meth:`open` for big ones), checked as
+        :meth:`open` checks it."""
+        with self.open() as stream:
+            return stream.read()
+
+    def _check(self, size: int, etag: str | None) -> None:
+        changes = []
+        if size != self.size:
+            changes.append(f"size {self.size} planned, {size} found")
+        comparable = self.etag is not None and etag is not None
+        if comparable and not storage.parse_uri(self.uri).is_s3:
+            # A listing may carry its own etags for local files (an MD5, say), which no
+            # open can recompute: only the folder source's change token is compared.
+            comparable = storage.is_local_etag(str(self.etag))
+        if comparable and etag != self.etag:
+            changes.append(f"ETag {self.etag} planned, {etag} found")
+        if changes:
+            raise SourceChangedError(
+                f"input {self.uri} changed after the job was planned: {'; '.join(changes)}.",
+                "re-plan the job (run it again) so its manifest lists the files as they are "
+                "now, and leave a job's inputs unchanged while it runs.",
+            )
 
     @property
     def basename(self) -> str:

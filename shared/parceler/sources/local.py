@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import pyarrow as pa
 
+from parceler import storage
 from parceler.errors import SourceError
 from parceler.sources.rows import Listed
 
@@ -64,7 +65,7 @@ def list_folder(root: str) -> Listed:
                     uris.append(file_uri(path))
                     keys.append(path[skip:].replace(os.sep, "/"))
                     sizes.append(stat.st_size)
-                    etags.append(f"{stat.st_mtime_ns}-{stat.st_size}")
+                    etags.append(storage.local_etag(stat))
         except PermissionError as exc:
             raise SourceError(
                 f"Source {root}: folder {folder} cannot be read (permission denied).",
