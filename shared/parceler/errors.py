@@ -86,6 +86,14 @@ class SourceChangedError(PermanentError):
     """
 
 
+class WorkerDiedError(RetryableError):
+    """A worker process died (an exit or a signal) while it ran a group.
+
+    Recorded on the group by whoever saw the death (the local mode's supervisor); retryable,
+    since another attempt may not die, until the group's attempts run out.
+    """
+
+
 class ConflictError(RetryableError):
     """A conditional write lost a race (another attempt claimed or committed first)."""
 
