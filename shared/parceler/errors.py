@@ -78,6 +78,13 @@ class OutputNameError(ProcessorError):
     """
 
 
+class ValueOutOfRangeError(ProcessorError):
+    """A group or job value JSON cannot carry exactly: NaN, Infinity, or an int beyond int64.
+
+    Typically a sum that overflowed. Permanent: the same inputs overflow again.
+    """
+
+
 class SourceChangedError(PermanentError):
     """An input file's size or ETag differs from its group manifest: it changed after planning.
 
