@@ -265,6 +265,14 @@ class _S3Stream(io.RawIOBase):
         view[: len(chunk)] = chunk
         return len(chunk)
 
+    def readall(self) -> bytes:
+        # read() to the end in one body read, not RawIOBase's 8 KiB loop (read_bytes of a
+        # checked input goes through here).
+        try:
+            return self._body.read()
+        except (ClientError, BotoCoreError) as exc:
+            _raise_mapped(exc, self._uri, "stream")
+
     def close(self) -> None:
         if not self.closed:
             with contextlib.suppress(Exception):
