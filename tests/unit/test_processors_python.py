@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from parceler import storage
-from parceler.errors import OutputNameError, ProcessorError, SourceChangedError, SpecError
+from parceler.errors import (
+    OutputNameError,
+    ProcessorError,
+    SourceChangedError,
+    SpecError,
+    ValueOutOfRangeError,
+)
 from parceler.models import DATA_FILE_SCHEMA
 from parceler.processors import (
     DeadlineExceededError,
@@ -41,6 +47,9 @@ def tuple_keys(file):
 
 def returns_none(file):
     return None
+
+def infinite(file):
+    return {"mean": float("inf")}
 
 def escape(files, ctx):
     ctx.add_output("/elsewhere/x", 1)
@@ -249,3 +258,11 @@ def test_a_local_input_is_checked_against_its_planned_size_and_change_token(
         FileRef(str(path), 5).open()
     with pytest.raises(SourceChangedError, match=f"ETag 1-4 planned, {token} found"):
         FileRef(str(path), 4, etag="1-4").read_bytes()
+
+
+def test_a_non_finite_value_fails_the_group_with_a_typed_error(
+    tmp_path: Path, user_code: None
+) -> None:
+    files = _files(tmp_path, {"a.txt": b"x"})
+    with pytest.raises(ValueOutOfRangeError, match=r"user_procs:infinite on .*a\.txt produced inf"):
+        run_group(_python("user_procs:infinite"), None, files, _ctx(tmp_path))

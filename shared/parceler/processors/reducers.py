@@ -190,12 +190,15 @@ def checked_json(value: Any, what: str) -> Any:
     a value reduces the same in memory as after it was stored.
 
     Raises:
-        ProcessorError: ``value`` is not JSON-serialisable (or holds NaN/Infinity); the
-            message names ``what`` produced it (the processor and the file).
+        ValueOutOfRangeError: ``value`` holds NaN or Infinity (or an int beyond int64).
+        ProcessorError: ``value`` is not JSON-serialisable; the message names ``what``
+            produced it (the processor and the file).
     """
     try:
         return json.loads(json.dumps(value, allow_nan=False))
     except (TypeError, ValueError) as exc:
+        if isinstance(exc, ValueError):
+            checked_range(value, what)  # NaN/Infinity: the typed error, naming the path
         raise ProcessorError(
             f"{what} returned a value that is not JSON-serialisable: {exc}.",
             "return only dicts, lists, strings, finite numbers, booleans and None "
