@@ -82,9 +82,9 @@ class RunStats:
         self.released_on_stop += other.released_on_stop
 
 
-def worker_id(index: int = 0) -> str:
-    """``host:pid:index`` — recorded on each claim."""
-    return f"{socket.gethostname()}:{os.getpid()}:{index}"
+def worker_id(index: int = 0, pid: int | None = None) -> str:
+    """``host:pid:index`` — recorded on each claim (``pid``: another process's, default this)."""
+    return f"{socket.gethostname()}:{os.getpid() if pid is None else pid}:{index}"
 
 
 def run_loop(

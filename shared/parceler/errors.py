@@ -70,6 +70,37 @@ class ProcessorError(PermanentError):
     """User processor code failed on a group; recorded in the ledger with its cause."""
 
 
+class OutputNameError(ProcessorError):
+    """A processor named an output that would leave its attempt folder, or named nothing.
+
+    A :class:`ProcessorError` (so permanent): the name comes from processor code, and the
+    same code names the same output again on every retry.
+    """
+
+
+class ValueOutOfRangeError(ProcessorError):
+    """A group or job value JSON cannot carry exactly: NaN, Infinity, or an int beyond int64.
+
+    Typically a sum that overflowed. Permanent: the same inputs overflow again.
+    """
+
+
+class SourceChangedError(PermanentError):
+    """An input file's size or ETag differs from its group manifest: it changed after planning.
+
+    Permanent: processing it again reads the same changed file; only a new plan (a new
+    manifest of the files as they are now) makes the group's inputs and result agree.
+    """
+
+
+class WorkerDiedError(RetryableError):
+    """A worker process died (an exit or a signal) while it ran a group.
+
+    Recorded on the group by whoever saw the death (the local mode's supervisor); retryable,
+    since another attempt may not die, until the group's attempts run out.
+    """
+
+
 class ObjectNotFoundError(PermanentError):
     """An object (S3 key or local file) or its bucket does not exist."""
 

@@ -7,6 +7,7 @@ unknown keys, so a typo in the console fails the execution at once, naming the f
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Annotated, Any, Literal, Self
 
@@ -18,10 +19,32 @@ from parceler.units import parse_size
 
 SPEC_SCHEMA_VERSION = 1
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+# The schemes parceler.storage writes (its ACCEPTED_SCHEMES; a unit test keeps them equal).
+# Repeated here because this module stays free of boto3, which storage imports.
+OUTPUT_SCHEMES = ("s3", "file")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # NaN and Infinity would be stored as JSON null (or fail on AWS): refused everywhere.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+def _non_finite_at(value: Any, path: str) -> str | None:
+    """The path of the first NaN/Infinity inside ``value`` (dicts and lists), or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite_at(item, f"{path}.{key}")
+        if found is not None:
+            return found
+    return None
 
 
 def _size(value: Any) -> Any:
@@ -70,6 +93,14 @@ class ProcessorSpec(_Spec):
     options: dict[str, Any] = Field(default_factory=dict)
     timeout_seconds: float = Field(default=600, gt=0)
     version: str = Field(default="1", description="bump to re-run groups already committed")
+
+    @field_validator("options")
+    @classmethod
+    def _finite_options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        where = _non_finite_at(value, "options")
+        if where is not None:
+            raise ValueError(f"{where} is NaN or Infinity, which JSON cannot carry")
+        return value
 
     @model_validator(mode="after")
     def _target_matches_kind(self) -> Self:
@@ -130,6 +161,24 @@ class JobSpec(_Spec):
     )
     limits: Limits = Limits()
     routing: Routing = Routing()
+
+    @field_validator("output")
+    @classmethod
+    def _output_scheme(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        match = _SCHEME.match(value)
+        scheme = match.group(1).lower() if match else None
+        if scheme is not None and scheme not in OUTPUT_SCHEMES:
+            raise ValueError(
+                f"scheme {scheme!r} cannot be written; use s3://bucket/prefix/ or a local "
+                "folder (file:///path or a path)"
+            )
+        if scheme == "s3" and not value[len("s3://") :].split("/", 1)[0]:
+            raise ValueError("an s3:// output needs a bucket: s3://bucket/prefix/")
+        if not value.strip():
+            raise ValueError("an empty output; leave it out to use the work area")
+        return value
 
     @field_validator("job_id")
     @classmethod

@@ -8,6 +8,8 @@ twice shows in ``files`` (a missing key, or a 2), not only in the line total.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from typing import Any
 
@@ -18,6 +20,9 @@ SLOW_SECONDS = 0.4
 # A file whose name starts with one of these fails every time it is processed.
 PERMANENT_POISON = "poison-permanent"
 RETRYABLE_POISON = "poison-retryable"
+# A file whose name starts with one of these ends the worker process that processes it.
+EXIT_POISON = "poison-exit"
+SEGFAULT_POISON = "poison-segfault"
 
 
 def line_count_value(name: str, data: bytes) -> dict[str, Any]:
@@ -37,4 +42,13 @@ def poison_line_count(file: FileRef) -> dict[str, Any]:
         raise ValueError(f"cannot parse {file.basename}: simulated corrupt input")
     if file.basename.startswith(RETRYABLE_POISON):
         raise RetryableError(f"simulated transient fault reading {file.basename}")
+    return line_count_value(file.basename, file.read_bytes())
+
+
+def crashing_line_count(file: FileRef) -> dict[str, Any]:
+    """Count lines; end the whole worker process on crash files: ``os._exit(3)`` or SIGSEGV."""
+    if file.basename.startswith(EXIT_POISON):
+        os._exit(3)
+    if file.basename.startswith(SEGFAULT_POISON):
+        os.kill(os.getpid(), signal.SIGSEGV)
     return line_count_value(file.basename, file.read_bytes())

@@ -199,6 +199,51 @@ def test_poison_files_fail_their_groups_and_the_tolerant_job_keeps_the_rest(
         assert group.cause == failure["cause"]
 
 
+def test_a_processor_that_ends_its_worker_fails_only_its_group_with_the_cause(
+    tmp_path: Path, local_session: Callable[..., LocalSession]
+) -> None:
+    # One group per file; two files end the worker process processing them (os._exit(3),
+    # SIGSEGV). Dead workers are replaced; each crashing group is tried max_attempts (2)
+    # times and then FAILED with the exit code or signal name; the other groups succeed.
+    good = {f"good-{i}.txt": 3 + i for i in range(4)}
+    crash = {f"{procs.EXIT_POISON}.txt": 2, f"{procs.SEGFAULT_POISON}.txt": 2}
+    data = write_text_files(tmp_path / "data", {**good, **crash})
+    session = local_session(workers=2, visibility_seconds=4)
+    spec = python_job(
+        data,
+        "tests.e2e.procs:crashing_line_count",
+        partitioning={"max_files": 1},
+        limits={"tolerated_failure_percent": 40, "max_attempts": 2},
+    )
+
+    result, ledger = run_job(session, spec, "e2e-worker-deaths")
+
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert result.groups_succeeded == 4 and result.groups_failed == 2
+    assert result.result == direct_value(data, sorted(good))
+    failed = {
+        group.cause.split(" while running")[0].split(" ", 2)[2]: group
+        for group in ledger.list_groups(result.job_id)
+        if group.status == "FAILED" and group.cause
+    }
+    assert sorted(failed) == ["exited with code 3", "was killed by SIGSEGV"]
+    for group in failed.values():
+        assert group.error == "WorkerDiedError"
+        assert group.attempt == 2  # limits.max_attempts, below the queue's maxReceiveCount
+        assert group.committed_attempt is None
+    # Four deaths (two groups, two attempts each), four replacements, two still alive.
+    assert len(session.worker_pids) == 6
+    assert len([pid for pid in session.worker_pids if _alive(pid)]) == 2
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def test_parceler_run_lists_the_failed_groups_of_a_tolerant_job(
     tmp_path: Path, parceler_run: Run
 ) -> None:

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from parceler import aws, storage
+from parceler.errors import OutputNameError
 from parceler.models import DATA_FILE_SCHEMA
 from parceler.processors import GroupContext, run_group
 from parceler.processors.outputs import put_stream
@@ -83,3 +84,20 @@ def test_copy_between_buckets_streams_each_file(bucket: str) -> None:
     outcome = run_group(spec, SUM, files, _ctx(bucket))
     assert outcome.outputs.column("uri").to_pylist() == ["s3://parceler-dest/copies/000000-x.txt"]
     assert storage.read_bytes("s3://parceler-dest/copies/000000-x.txt") == b"payload"
+
+
+def test_output_names_are_confined_to_the_attempt_folder_on_s3(bucket: str) -> None:
+    ctx = _ctx(bucket)
+    with pytest.raises(OutputNameError, match=r"'\.\.' segment"):
+        ctx.write_output("../attempt-99/forged.txt", b"x")
+    with pytest.raises(OutputNameError, match="absolute path"):
+        ctx.write_output("/jobs/other/result.json", b"x")
+    with pytest.raises(OutputNameError, match="is empty"):
+        ctx.write_output("", b"x")
+    uri = ctx.write_output("./parts//0001.txt", b"kept")
+    assert uri == f"s3://{bucket}/jobs/job1/groups/000007/attempt-2/parts/0001.txt"
+    listed = aws.client("s3").list_objects_v2(Bucket=bucket, Prefix="jobs/")
+    assert [item["Key"] for item in listed["Contents"]] == [
+        "jobs/job1/groups/000007/attempt-2/parts/0001.txt"
+    ]
+    assert ctx.outputs_table().column("uri").to_pylist() == [uri]

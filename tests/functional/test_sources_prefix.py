@@ -89,3 +89,16 @@ def test_missing_bucket_is_a_source_error(moto: str) -> None:
         SourceError, match=r"list s3://no-such-bucket/x/: bucket not found \(NoSuchBucket\)"
     ):
         load_source("s3://no-such-bucket/x/")
+
+
+def test_a_key_ending_in_slash_that_holds_data_is_listed_with_a_warning(
+    bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    _put(bucket, "in/a.csv")
+    _put(bucket, "in/marker/", b"")  # a folder marker: skipped
+    _put(bucket, "in/odd/", b"data written to a folder-like key")
+    with caplog.at_level("WARNING", logger="parceler.sources.prefix"):
+        out = load_source(f"s3://{bucket}/in/")
+    assert out.column("uri").to_pylist() == [f"s3://{bucket}/in/a.csv", f"s3://{bucket}/in/odd/"]
+    assert out.column("size").to_pylist() == [1, 33]
+    assert "1 key(s) ending in '/' hold data and are listed as files" in caplog.text

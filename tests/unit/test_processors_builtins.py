@@ -15,7 +15,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from parceler.errors import DeadlineExceededError, ProcessorError, SpecError
+from parceler.errors import (
+    DeadlineExceededError,
+    ProcessorError,
+    SpecError,
+    ValueOutOfRangeError,
+)
 from parceler.models import DATA_FILE_SCHEMA
 from parceler.processors import GroupContext, check_processor, run_group, top_words
 from parceler.processors.builtins import wordcount
@@ -298,3 +303,10 @@ def test_words_counter_matches_counter(tmp_path: Path) -> None:
     files = _files(tmp_path, {"t.txt": text.encode()})
     value = run_group(_builtin("wordcount"), SUM, files, _ctx(tmp_path)).value
     assert value["words"] == dict(Counter(text.split()))
+
+
+def test_csv_groupby_sum_that_overflows_fails_the_group_instead_of_null(tmp_path: Path) -> None:
+    files = _files(tmp_path, {"a.csv": b"k,v\nx,1e308\n", "b.csv": b"k,v\nx,1e308\ny,1\n"})
+    spec = _builtin("csv-groupby", column="k", agg="sum", value_column="v")
+    with pytest.raises(ValueOutOfRangeError, match="produced inf at 'x'"):
+        run_group(spec, SUM, files, _ctx(tmp_path))

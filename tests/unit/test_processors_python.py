@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -9,10 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from parceler.errors import ProcessorError, SpecError
+from parceler import storage
+from parceler.errors import (
+    OutputNameError,
+    ProcessorError,
+    SourceChangedError,
+    SpecError,
+    ValueOutOfRangeError,
+)
 from parceler.models import DATA_FILE_SCHEMA
 from parceler.processors import (
     DeadlineExceededError,
+    FileRef,
     GroupContext,
     check_processor,
     run_group,
@@ -39,11 +48,21 @@ def tuple_keys(file):
 def returns_none(file):
     return None
 
+def infinite(file):
+    return {"mean": float("inf")}
+
 def escape(files, ctx):
     ctx.add_output("/elsewhere/x", 1)
 
 def group_boom(files, ctx):
     raise RuntimeError("group broke")
+
+def write_named(files, ctx):
+    name = files[0].read_bytes().decode()
+    return ctx.write_output(name, b"payload")
+
+def add_dotdot(files, ctx):
+    ctx.add_output(ctx.output_prefix.rstrip("/") + "/../attempt-99/x", 1)
 """
 
 
@@ -175,3 +194,75 @@ def test_deadline_in_the_past_stops_before_the_first_file(tmp_path: Path, user_c
     with pytest.raises(DeadlineExceededError, match="ran out of time before"):
         run_group(_python("custom_processor:line_stats"), None, files, ctx)
     assert ctx.time_left() is not None and ctx.time_left() < 0  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("../attempt-99/forged.txt", "'..' segment"),
+        ("a/../../x.txt", "'..' segment"),
+        ("sub/..", "'..' segment"),
+        ("/etc/x.txt", "absolute path"),
+        ("", "is empty"),
+        ("./", "ends in '/'"),
+        (".", "is empty"),
+        ("a\x00b", "NUL"),
+    ],
+)
+def test_output_names_that_leave_the_attempt_folder_are_refused(
+    tmp_path: Path, user_code: None, name: str, problem: str
+) -> None:
+    # The processor reads the output name from its input, so one function covers every name.
+    files = _files(tmp_path, {"name.txt": name.encode()})
+    with pytest.raises(OutputNameError, match=re.escape(problem)) as caught:
+        run_group(_python("user_procs:write_named", per="group"), None, files, _ctx(tmp_path))
+    assert isinstance(caught.value, ProcessorError)  # permanent: the worker fails the group
+    written = [
+        p
+        for p in tmp_path.rglob("*")
+        if p.is_file() and p.relative_to(tmp_path).parts[0] not in ("in", "code")
+    ]
+    assert written == []  # nothing was written, inside the attempt folder or beside it
+
+
+def test_output_names_are_normalised_inside_the_attempt_folder(
+    tmp_path: Path, user_code: None
+) -> None:
+    files = _files(tmp_path, {"name.txt": b"./by-day//2024.txt"})
+    ctx = _ctx(tmp_path)
+    outcome = run_group(_python("user_procs:write_named", per="group"), None, files, ctx)
+    expected = tmp_path / "out" / "attempt-1" / "by-day" / "2024.txt"
+    assert outcome.value == [str(expected)]
+    assert outcome.outputs.column("uri").to_pylist() == [str(expected)]
+    assert expected.read_bytes() == b"payload"
+
+
+def test_a_reported_output_under_the_folder_with_dotdot_is_refused(
+    tmp_path: Path, user_code: None
+) -> None:
+    files = _files(tmp_path, {"a.txt": b"x"})
+    with pytest.raises(OutputNameError, match=r"'\.\.' segment"):
+        run_group(_python("user_procs:add_dotdot", per="group"), None, files, _ctx(tmp_path))
+
+
+def test_a_local_input_is_checked_against_its_planned_size_and_change_token(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"abc\n")
+    token = storage.local_etag(path.stat())
+    assert FileRef(str(path), 4, etag=token).read_bytes() == b"abc\n"
+    # A listing's own etag (an MD5, say) cannot be recomputed locally: only size counts.
+    assert FileRef(str(path), 4, etag="9a0364b9e99bb480dd25e1f0284c8555").read_bytes()
+    with pytest.raises(SourceChangedError, match="size 5 planned, 4 found"):
+        FileRef(str(path), 5).open()
+    with pytest.raises(SourceChangedError, match=f"ETag 1-4 planned, {token} found"):
+        FileRef(str(path), 4, etag="1-4").read_bytes()
+
+
+def test_a_non_finite_value_fails_the_group_with_a_typed_error(
+    tmp_path: Path, user_code: None
+) -> None:
+    files = _files(tmp_path, {"a.txt": b"x"})
+    with pytest.raises(ValueOutOfRangeError, match=r"user_procs:infinite on .*a\.txt produced inf"):
+        run_group(_python("user_procs:infinite"), None, files, _ctx(tmp_path))

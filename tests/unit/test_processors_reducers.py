@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from parceler.errors import ProcessorError, SpecError
+from parceler.errors import ProcessorError, SpecError, ValueOutOfRangeError
 from parceler.processors import reduce_values
 from parceler.spec import ReducerSpec
 
@@ -154,3 +154,26 @@ def test_concat_is_the_same_reduced_in_two_halves(values: list[Any]) -> None:
         CONCAT, [reduce_values(CONCAT, values[:half]), reduce_values(CONCAT, values[half:])]
     )
     assert split == whole
+
+
+@pytest.mark.parametrize(
+    ("values", "path"),
+    [
+        ([1e308, 1e308], None),  # a float sum that overflows to Infinity
+        ([{"total": 2**62}, {"total": 2**62}], "total"),  # beyond int64
+        ([{"a": {"b": [1.0]}}, {"a": {"b": [float("nan")]}}], "a.b.1"),
+    ],
+)
+def test_a_sum_that_json_cannot_carry_is_a_typed_error_not_null(
+    values: list[Any], path: str | None
+) -> None:
+    with pytest.raises(ValueOutOfRangeError, match="reducer 'sum' produced") as raised:
+        reduce_values(SUM, values)
+    assert isinstance(raised.value, ProcessorError)
+    if path is not None:
+        assert f"at '{path}'" in str(raised.value)
+
+
+def test_sums_at_the_edge_of_int64_are_kept() -> None:
+    assert reduce_values(SUM, [{"n": 2**62}, {"n": 2**62 - 1}]) == {"n": 2**63 - 1}
+    assert reduce_values(SUM, [-(2**62), -(2**62)]) == -(2**63)

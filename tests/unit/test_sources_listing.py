@@ -144,3 +144,24 @@ def test_duplicate_rows_in_a_listing_warn(tmp_path: Path) -> None:
     path.write_text("uri,size,etag\ns3://b/a,1,x\ns3://b/a,1,x\n")
     with pytest.warns(UserWarning, match="1 duplicate"):
         assert load_source(str(path)).num_rows == 1
+
+
+@pytest.mark.parametrize("column", ["size", "n_record"])
+def test_parquet_numbers_stored_as_text_are_refused_like_jsonl(tmp_path: Path, column: str) -> None:
+    numbers = {"size": pa.array([1, 2], pa.int64()), "n_record": pa.array([3, 4], pa.int64())}
+    numbers[column] = pa.array(["1", "2"], pa.string())
+    table = pa.table({"uri": ["s3://b/a", "s3://b/b"], **numbers})
+    pq.write_table(table, tmp_path / "files.parquet")
+    with pytest.raises(SourceError, match=f"column '{column}' is stored as text"):
+        load_source(str(tmp_path / "files.parquet"))
+    # the same listing as JSONL is refused too: one rule for every typed format
+    lines = [f'{{"uri": "s3://b/{n}", "size": "1", "n_record": 1}}' for n in "ab"]
+    (tmp_path / "files.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(SourceError, match="is not an integer"):
+        load_source(str(tmp_path / "files.jsonl"))
+
+
+def test_a_listing_with_relative_or_http_uris_is_refused_naming_the_row(tmp_path: Path) -> None:
+    (tmp_path / "files.csv").write_text("uri,size\ns3://b/a,1\nhttp://h/b,2\ndata/c,3\n")
+    with pytest.raises(SourceError, match=r"2 row\(s\): row 2 \(http://h/b\), row 3 \(data/c\)"):
+        load_source(str(tmp_path / "files.csv"))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from parceler import storage
 from parceler.errors import EmptySourceError, SourceError, UnsupportedUriError
 from parceler.sources import load_source
+from parceler.sources import local as local_module
 
 
 @pytest.fixture
@@ -86,3 +88,46 @@ def test_missing_path_and_unknown_file_type(folder: Path) -> None:
 def test_unsupported_scheme() -> None:
     with pytest.raises(UnsupportedUriError, match="gs"):
         load_source("gs://bucket/prefix/")
+
+
+def test_a_symlink_loop_is_a_source_error_and_excluding_it_works(folder: Path) -> None:
+    (folder / "a" / "loop-1").symlink_to(folder / "a" / "loop-2")
+    (folder / "a" / "loop-2").symlink_to(folder / "a" / "loop-1")
+    with pytest.raises(SourceError, match=r"loop-\d cannot be read \(a loop of symbolic links\)"):
+        load_source(str(folder))
+    out = load_source(str(folder), exclude=["a/loop-*"])  # the advised fix works
+    assert out.num_rows == 4
+
+
+@pytest.fixture
+def unreadable_secret(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``folder/secret`` exists but cannot be listed (permission denied).
+
+    Injected at the OS seam: the tests may run as root, which chmod 000 does not stop.
+    """
+    secret = folder / "secret"
+    secret.mkdir()
+    (secret / "s.csv").write_text("h\n1\n")
+    real_scandir = os.scandir
+
+    def scandir(path: str) -> Any:
+        if Path(path) == secret:
+            raise PermissionError(13, "Permission denied", path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(local_module.os, "scandir", scandir)
+    return secret
+
+
+def test_an_unreadable_folder_names_the_exclude_that_skips_it(unreadable_secret: Path) -> None:
+    root = unreadable_secret.parent
+    with pytest.raises(SourceError) as raised:
+        load_source(str(root))
+    assert f"folder {unreadable_secret} cannot be read (permission denied)" in str(raised.value)
+    assert "--exclude 'secret/*'" in (raised.value.fix or "")
+    # The advised fix works, and so does any exclude that drops everything under it ...
+    for exclude in (["secret/*"], ["secret*"], ["*secret*"]):
+        assert load_source(str(root), exclude=exclude).num_rows == 4, exclude
+    # ... but not one that would keep some of its files: those cannot be listed.
+    with pytest.raises(SourceError, match="permission denied"):
+        load_source(str(root), exclude=["secret/*.json"])

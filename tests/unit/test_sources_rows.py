@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pyarrow as pa
 import pytest
 
@@ -51,7 +53,11 @@ def test_bad_sizes_name_the_rows(sizes: pa.Array, message: str) -> None:
 
 def test_whole_floats_and_digit_strings_are_accepted() -> None:
     table = pa.table(
-        {"uri": ["a", "b"], "size": [1.0, 2.0], "n_record": pa.array([" 7 ", ""], pa.string())}
+        {
+            "uri": ["/d/a", "/d/b"],
+            "size": [1.0, 2.0],
+            "n_record": pa.array([" 7 ", ""], pa.string()),
+        }
     )
     out = normalise(table, "src")
     assert out.column("size").to_pylist() == [1, 2]
@@ -59,23 +65,26 @@ def test_whole_floats_and_digit_strings_are_accepted() -> None:
 
 
 def test_first_few_offenders_and_a_count_of_the_rest() -> None:
-    table = pa.table({"uri": [f"u{i}" for i in range(20)], "size": [-1] * 20})
-    with pytest.raises(SourceError, match=r"20 row\(s\): row 1 \(u0\).*row 5 \(u4\) and 15 more"):
+    table = pa.table({"uri": [f"/d/u{i}" for i in range(20)], "size": [-1] * 20})
+    with pytest.raises(
+        SourceError,
+        match=r"negative size in 20 row\(s\): row 1 \(/d/u0\).*row 5 \(/d/u4\) and 15 more",
+    ):
         normalise(table, "src")
 
 
 @pytest.mark.parametrize("uri", [None, ""])
 def test_null_or_empty_uri(uri: str | None) -> None:
-    table = pa.table({"uri": pa.array(["a", uri], pa.string()), "size": [1, 2]})
+    table = pa.table({"uri": pa.array(["/d/a", uri], pa.string()), "size": [1, 2]})
     with pytest.raises(SourceError, match=r"null or empty uri in 1 row\(s\): row 2"):
         normalise(table, "src")
 
 
 def test_negative_or_fractional_n_record() -> None:
-    table = pa.table({"uri": ["a", "b"], "size": [1, 2], "n_record": [3, -1]})
-    with pytest.raises(SourceError, match=r"negative n_record in 1 row\(s\): row 2 \(b\)"):
+    table = pa.table({"uri": ["/d/a", "/d/b"], "size": [1, 2], "n_record": [3, -1]})
+    with pytest.raises(SourceError, match=r"negative n_record in 1 row\(s\): row 2 \(/d/b\)"):
         normalise(table, "src")
-    table = pa.table({"uri": ["a", "b"], "size": [1, 2], "n_record": [3, 0.5]})
+    table = pa.table({"uri": ["/d/a", "/d/b"], "size": [1, 2], "n_record": [3, 0.5]})
     with pytest.raises(SourceError, match=r"'n_record' holds non-integer"):
         normalise(table, "src")
 
@@ -83,7 +92,7 @@ def test_negative_or_fractional_n_record() -> None:
 def test_exact_duplicates_are_kept_once_with_a_warning() -> None:
     table = pa.table(
         {
-            "uri": ["b", "a", "b", "b"],
+            "uri": ["/d/b", "/d/a", "/d/b", "/d/b"],
             "size": [2, 1, 2, 2],
             "n_record": pa.array([None, None, 9, None], pa.int64()),
             "etag": ["e", None, "e", '"e"'],
@@ -92,8 +101,8 @@ def test_exact_duplicates_are_kept_once_with_a_warning() -> None:
     with pytest.warns(UserWarning, match=r"2 duplicate row\(s\)"):
         out = finalise(table, "src")
     assert out.to_pylist() == [
-        {"uri": "a", "size": 1, "n_record": None, "etag": None},
-        {"uri": "b", "size": 2, "n_record": 9, "etag": "e"},
+        {"uri": "/d/a", "size": 1, "n_record": None, "etag": None},
+        {"uri": "/d/b", "size": 2, "n_record": 9, "etag": "e"},
     ]
 
 
@@ -118,3 +127,27 @@ def test_empty_source_says_what_was_filtered() -> None:
     assert note == "0 of 1 keys matched include=['*.csv']; 2 folder marker(s) skipped"
     with pytest.raises(EmptySourceError, match=r"s3://b/p/ holds no data files: 0 of 1 keys"):
         finalise(table, "s3://b/p/", filtered=note)
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "http://example.com/a.csv",
+        "data/a.csv",
+        "a.csv",
+        "s3://bucket-only",
+        "s3:///key",
+        "ftp://h/x",
+    ],
+)
+def test_uris_workers_cannot_open_are_refused_at_plan_time_naming_the_row(uri: str) -> None:
+    table = pa.table({"uri": ["s3://b/ok.csv", uri], "size": [1, 2]})
+    with pytest.raises(
+        SourceError, match=rf"workers cannot read in 1 row\(s\): row 2 \({re.escape(uri)}\)"
+    ):
+        normalise(table, "listing.csv")
+
+
+def test_readable_uris_are_accepted() -> None:
+    uris = ["s3://b/k", "s3://b/folder/", "file:///abs/x", "file://localhost/abs/y", "/abs/z"]
+    assert normalise(pa.table({"uri": uris, "size": [1] * 5}), "src").num_rows == 5

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 
+from parceler import storage
 from parceler.errors import SpecError
-from parceler.spec import JobSpec, parse_spec, spec_json_schema
+from parceler.spec import OUTPUT_SCHEMES, JobSpec, parse_spec, spec_json_schema
 
 GOOD: dict[str, Any] = {
     "source": "s3://input/taxi/",
@@ -68,3 +70,43 @@ def test_the_schema_is_what_the_model_validates() -> None:
     assert set(schema["required"]) == {"source", "processor"}
     assert schema["additionalProperties"] is False
     assert isinstance(JobSpec.model_validate(GOOD), JobSpec)
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ('"processor": {"name": "linecount", "timeout_seconds": Infinity}', "timeout_seconds"),
+        ('"processor": {"name": "linecount"}, "limits": {"tolerated_failure_percent": NaN}',
+         "limits.tolerated_failure_percent"),
+        ('"processor": {"name": "csv-groupby", "options": {"column": "c", "w": [1, -Infinity]}}',
+         "options.w.1"),
+    ],
+)  # fmt: skip
+def test_nan_and_infinity_are_refused_not_stored_as_null(text: str, named: str) -> None:
+    # json.loads accepts these tokens; JSON (the ledger, the console, DynamoDB) cannot.
+    with pytest.raises(SpecError, match=re.escape(named)) as raised:
+        parse_spec('{"source": "/data", ' + text + "}")
+    assert "finite" in str(raised.value) or "NaN or Infinity" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("output", "problem"),
+    [
+        ("ftp://x/", "scheme 'ftp' cannot be written"),
+        ("https://bucket.s3.amazonaws.com/out/", "scheme 'https' cannot be written"),
+        ("s3:///out/", "needs a bucket"),
+        ("", "empty output"),
+    ],
+)
+def test_an_output_parceler_cannot_write_is_refused(output: str, problem: str) -> None:
+    with pytest.raises(SpecError, match=f"output: .*{re.escape(problem)}"):
+        parse_spec({**GOOD, "output": output})
+
+
+@pytest.mark.parametrize("output", ["s3://out-bucket/results/", "file:///tmp/out", "/tmp/out"])
+def test_outputs_parceler_can_write_are_accepted(output: str) -> None:
+    assert parse_spec({**GOOD, "output": output}).output == output
+
+
+def test_output_schemes_are_the_ones_storage_writes() -> None:
+    assert OUTPUT_SCHEMES == storage.ACCEPTED_SCHEMES

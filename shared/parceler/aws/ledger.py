@@ -396,6 +396,30 @@ class Ledger:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def groups_held_by(self, worker_id: str) -> list[GroupItem]:
+        """The RUNNING groups whose current claim is ``worker_id``'s.
+
+        A Scan of the whole table: for the local mode's supervisor (a small table, a dead
+        worker now and then), never for a worker's hot path.
+        """
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "FilterExpression": "worker = :w AND #status = :running",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {":w": {"S": worker_id}, ":running": {"S": RUNNING}},
+            "ConsistentRead": True,
+        }
+        held: list[GroupItem] = []
+        while True:
+            try:
+                page = self._db.scan(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise_mapped(exc, "dynamodb", "Scan(groups held by a worker)")
+            held.extend(group_from_item(item) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return held
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     def claim_group(
         self,
         job_id: str,

@@ -10,6 +10,11 @@ What runs where (documented substitutions from the AWS flow, nothing else):
   event source mapping serves the first, here the same worker core does.
 * A thread that drains both DLQs into the dead-letter handler's core, as the DLQ
   handler's event source mapping does on AWS (moto's own mapping never dead-letters).
+* A thread that supervises the worker processes, as Lambda and ECS replace dead ones: a
+  worker that dies (a processor calling ``os._exit``, a segfault, the OOM killer) is
+  replaced, and the group it held gets the cause (exit code or signal name) as its last
+  error, so the DLQ path fails it with that cause; at the group's last allowed attempt
+  (``limits.max_attempts``, at most ``max_receive_count``) it is failed at once.
 """
 
 from __future__ import annotations
@@ -26,11 +31,30 @@ from types import TracebackType
 from typing import IO, Self
 
 from parceler.aws import queue
+from parceler.aws.ledger import Ledger
+from parceler.container_worker import worker_id
 from parceler.dead_letter import dead_letter
+from parceler.errors import ParcelerError, WorkerDiedError
+from parceler.ledger import GroupItem
 from parceler.local.emulator import LocalAws
 from parceler.local.resources import LocalStack, create_local_stack
+from parceler.spec_store import read_spec
+from parceler.workarea import JobArea
 
 log = logging.getLogger(__name__)
+
+IDLE_DEATHS_REPLACED = 10
+
+
+def describe_exit(returncode: int) -> str:
+    """How a process ended, for logs and the ledger: ``exited with code 3`` or
+    ``was killed by SIGSEGV`` (a negative return code is the signal's number)."""
+    if returncode >= 0:
+        return f"exited with code {returncode}"
+    try:
+        return f"was killed by {signal.Signals(-returncode).name}"
+    except ValueError:
+        return f"was killed by signal {-returncode}"
 
 
 class LocalSession:
@@ -63,6 +87,8 @@ class LocalSession:
         self._logs: list[IO[bytes]] = []
         self._stop = threading.Event()
         self._drain: threading.Thread | None = None
+        self._workers_lock = threading.Lock()  # the supervisor and start_workers both append
+        self._supervisor: threading.Thread | None = None
 
     @property
     def stack(self) -> LocalStack:
@@ -81,6 +107,8 @@ class LocalSession:
             )
             self._drain = threading.Thread(target=self._drain_dead_letters, daemon=True)
             self._drain.start()
+            self._supervisor = threading.Thread(target=self._supervise_workers, daemon=True)
+            self._supervisor.start()
         except BaseException:
             self.close()
             raise
@@ -109,12 +137,13 @@ class LocalSession:
             "--wait-seconds", "1", "--grace", "10",
         ]  # fmt: skip
         for _ in range(count):
-            index = len(self._workers)
-            log_file = (self.log_dir / f"worker-{index}.log").open("wb")
-            self._logs.append(log_file)
-            self._workers.append(
-                subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
-            )
+            with self._workers_lock:
+                index = len(self._workers)
+                log_file = (self.log_dir / f"worker-{index}.log").open("wb")
+                self._logs.append(log_file)
+                self._workers.append(
+                    subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+                )
 
     @property
     def worker_pids(self) -> list[int]:
@@ -136,9 +165,85 @@ class LocalSession:
                     log.exception("draining %s", url)
             self._stop.wait(0.5)
 
+    # ---- worker supervision ------------------------------------------------------------
+
+    def _supervise_workers(self) -> None:
+        """Replace each worker that dies, after recording why on the group it held.
+
+        Deaths of workers that held no group (a worker that cannot even start) are
+        replaced at most :data:`IDLE_DEATHS_REPLACED` times, so a broken environment does
+        not respawn forever; deaths while running a group are bounded by the group's
+        attempts.
+        """
+        stack = self.stack
+        ledger = Ledger(stack.ledger_table)
+        handled: set[int] = set()
+        idle_deaths = 0
+        while not self._stop.wait(0.5):
+            with self._workers_lock:
+                dead = [p for p in self._workers if p.pid not in handled and p.poll() is not None]
+            for process in dead:
+                if self._stop.is_set():
+                    return
+                handled.add(process.pid)
+                how = describe_exit(process.returncode)
+                try:
+                    held = self._record_worker_death(ledger, process.pid, how)
+                except ParcelerError:
+                    log.exception("recording the death of worker pid %d", process.pid)
+                    held = []
+                idle_deaths += 0 if held else 1
+                if idle_deaths > IDLE_DEATHS_REPLACED:
+                    log.error("worker pid %d %s holding no group; not replaced (%d such deaths)",
+                              process.pid, how, idle_deaths)  # fmt: skip
+                    continue
+                groups = ", ".join(f"{g.job_id}/{g.index} attempt {g.attempt}" for g in held)
+                log.warning("worker pid %d %s%s; starting a replacement", process.pid, how,
+                            f" while running group {groups}" if groups else "")  # fmt: skip
+                self._start_workers(stack, 1)
+
+    def _record_worker_death(self, ledger: Ledger, pid: int, how: str) -> list[GroupItem]:
+        """Record ``how`` the worker ``pid`` died on each group it held; return those groups.
+
+        The cause becomes the group's last error (and the group is handed back), so when
+        its message exhausts the queue's receives the DLQ path fails it with this cause;
+        at its last allowed attempt it is failed now, without waiting for the redelivery.
+        """
+        worker = worker_id(0, pid=pid)  # a session worker runs one loop: index 0
+        held = ledger.groups_held_by(worker)
+        for group in held:
+            cause = (
+                f"worker {worker} {how} while running group {group.index} of job "
+                f"{group.job_id} (attempt {group.attempt}): the processor (or a library it "
+                "calls) ended the worker process."
+            )
+            error = WorkerDiedError.__name__
+            ledger.record_error(group.job_id, group.index, group.attempt, error, cause)
+            allowed = self._attempts_allowed(ledger, group.job_id)
+            if group.attempt >= allowed:
+                ledger.fail_group(
+                    group.job_id,
+                    group.index,
+                    error,
+                    f"{cause} Failed after {group.attempt} attempt(s), the most allowed "
+                    f"({allowed}). Fix: make the processor handle this input without ending "
+                    "the process, or exclude the file.",
+                )
+        return held
+
+    def _attempts_allowed(self, ledger: Ledger, job_id: str) -> int:
+        """``limits.max_attempts`` of the job's spec, at most the queue's receives."""
+        try:
+            spec = read_spec(JobArea(self.stack.work_bucket, job_id))
+        except ParcelerError:
+            return self.max_receive_count
+        return min(spec.limits.max_attempts, self.max_receive_count)
+
     def close(self) -> None:
         """Stop workers (SIGTERM, then SIGKILL after their grace), the drain and the server."""
         self._stop.set()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=5)  # no replacement starts once workers stop
         for process in self._workers:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)

@@ -10,7 +10,12 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 
 from parceler import storage
-from parceler.errors import DeadlineExceededError, ProcessorError
+from parceler.errors import (
+    DeadlineExceededError,
+    OutputNameError,
+    ProcessorError,
+    SourceChangedError,
+)
 from parceler.models import DATA_FILE_SCHEMA
 from parceler.processors.outputs import put_stream
 
@@ -63,8 +68,12 @@ class GroupContext:
             )
 
     def output_uri(self, name: str) -> str:
-        """The URI of output ``name`` (a relative key, ``/`` allowed) under the output prefix."""
-        return storage.join(self.output_prefix, name)
+        """The URI of output ``name`` (a relative key, ``/`` allowed) under the output prefix.
+
+        Raises:
+            OutputNameError: ``name`` would leave the attempt folder (see :func:`output_key`).
+        """
+        return storage.join(self.output_prefix, output_key(name))
 
     def add_output(
         self,
@@ -88,11 +97,13 @@ class GroupContext:
             ProcessorError: ``uri`` is outside the attempt's output folder, or size < 0.
         """
         folder = self.output_prefix.rstrip("/") + "/"
-        if not anywhere and not uri.startswith(folder):
-            raise ProcessorError(
-                f"output {uri} is outside this attempt's output folder {folder}.",
-                "write outputs under ctx.output_prefix (use ctx.output_uri(name)).",
-            )
+        if not anywhere:
+            if not uri.startswith(folder):
+                raise OutputNameError(
+                    f"output {uri} is outside this attempt's output folder {folder}.",
+                    "write outputs under ctx.output_prefix (use ctx.output_uri(name)).",
+                )
+            output_key(uri.removeprefix(folder))  # "folder/../x" starts with folder too
         if size < 0 or (n_record is not None and n_record < 0):
             raise ProcessorError(f"output {uri}: size and n_record must be >= 0.")
         self._outputs.append({"uri": uri, "size": size, "n_record": n_record, "etag": etag})
@@ -142,12 +153,50 @@ class FileRef:
     index: int = 0
 
     def open(self) -> BinaryIO:
-        """Open the file for streamed binary reading; use it as a context manager."""
-        return storage.open_input(self.uri)
+        """Open the file for streamed binary reading; use it as a context manager.
+
+        What is opened is checked against the group manifest first: its size always, its
+        ETag when the manifest has one and the store gives one to compare (S3 always; a
+        local file when the manifest holds the folder source's change token). Both come
+        with the open itself (the GetObject response, an ``fstat``): no extra request.
+
+        Raises:
+            SourceChangedError: the file changed after planning (naming planned and found
+                size/ETag); the group fails, and re-planning is the fix.
+            ObjectNotFoundError, RetryableError, StorageError: as for
+                :func:`parceler.storage.open_input`.
+        """
+        opened = storage.open_input_as_found(self.uri)
+        try:
+            self._check(opened.size, opened.etag)
+        except SourceChangedError:
+            opened.stream.close()
+            raise
+        return opened.stream
 
     def read_bytes(self) -> bytes:
-        """The whole file (for small files; prefer :meth:`open` for big ones)."""
-        return storage.read_bytes(self.uri)
+        """The whole file (for small files; prefer :meth:`open` for big ones), checked as
+        :meth:`open` checks it."""
+        with self.open() as stream:
+            return stream.read()
+
+    def _check(self, size: int, etag: str | None) -> None:
+        changes = []
+        if size != self.size:
+            changes.append(f"size {self.size} planned, {size} found")
+        comparable = self.etag is not None and etag is not None
+        if comparable and not storage.parse_uri(self.uri).is_s3:
+            # A listing may carry its own etags for local files (an MD5, say), which no
+            # open can recompute: only the folder source's change token is compared.
+            comparable = storage.is_local_etag(str(self.etag))
+        if comparable and etag != self.etag:
+            changes.append(f"ETag {self.etag} planned, {etag} found")
+        if changes:
+            raise SourceChangedError(
+                f"input {self.uri} changed after the job was planned: {'; '.join(changes)}.",
+                "re-plan the job (run it again) so its manifest lists the files as they are "
+                "now, and leave a job's inputs unchanged while it runs.",
+            )
 
     @property
     def basename(self) -> str:
@@ -164,6 +213,36 @@ def file_refs(files: pa.Table) -> list[FileRef]:
             zip(columns["uri"], columns["size"], columns["n_record"], columns["etag"], strict=True)
         )
     ]
+
+
+def output_key(name: str) -> str:
+    """``name`` normalised to a key inside an attempt folder, or :class:`OutputNameError`.
+
+    Empty and ``.`` segments are dropped (``a//./b`` is ``a/b``); a ``..`` segment, a
+    leading ``/`` (an absolute path), a NUL, a trailing ``/`` (a folder, not a file) or a
+    name with nothing left is refused. Refusing ``..`` outright, rather than resolving it,
+    keeps one spelling per output: ``a/../b`` is a processor bug worth naming.
+    """
+    problem = None
+    if not isinstance(name, str):
+        problem = f"is a {type(name).__name__}, not a string"
+    elif name.startswith("/"):
+        problem = "is an absolute path"
+    elif "\x00" in name:
+        problem = "holds a NUL character"
+    elif ".." in name.split("/"):
+        problem = "has a '..' segment"
+    elif name.endswith("/"):
+        problem = "ends in '/' (a folder, not a file)"
+    kept = [] if problem else [part for part in name.split("/") if part not in ("", ".")]
+    if problem is None and not kept:
+        problem = "is empty"
+    if problem is not None:
+        raise OutputNameError(
+            f"output name {name!r} {problem}; outputs must stay inside the attempt folder.",
+            "name outputs with relative keys such as 'part-0001.csv' or 'by-day/2024-01-01.csv'.",
+        )
+    return "/".join(kept)
 
 
 def output_name(file: FileRef) -> str:

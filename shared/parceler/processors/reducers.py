@@ -20,14 +20,16 @@ list), and across groups the lists concatenate (``reduce_values(None, ...)`` is 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from parceler.errors import ProcessorError, SpecError
+from parceler.errors import ProcessorError, SpecError, ValueOutOfRangeError
 from parceler.processors.loading import load_callable, user_error
 from parceler.spec import ReducerSpec
 
 BUILTIN_REDUCERS = ("sum", "concat", "none")
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def reduce_values(reducer: ReducerSpec | None, values: Sequence[Any]) -> Any:
@@ -96,9 +98,15 @@ class Reduction:
             self._items.append(value)
 
     def result(self) -> Any:
-        """The reduced value, or None when nothing (or only None) was added."""
+        """The reduced value, or None when nothing (or only None) was added.
+
+        Raises:
+            ValueOutOfRangeError: the value holds NaN, Infinity or an integer beyond int64
+                (a sum that overflowed), which JSON cannot carry exactly.
+            ProcessorError: a python reducer failed or returned something not JSON.
+        """
         if self._mode == "sum":
-            return self._acc
+            return checked_range(self._acc, "reducer 'sum'")
         if self._mode == "none" or not self._items:
             return None
         if self._mode == "python":
@@ -108,8 +116,11 @@ class Reduction:
                 value = self._function(list(self._items))
             except Exception as exc:
                 raise user_error(exc, f"reducer {reference}", None) from exc
-            return checked_json(value, f"reducer {reference}")
-        return list(self._items)
+            return checked_range(
+                checked_json(value, f"reducer {reference}"), f"reducer {reference}"
+            )
+        what = "the collected values" if self._mode == "collect" else "reducer 'concat'"
+        return checked_range(list(self._items), what)
 
 
 def _is_number(value: Any) -> bool:
@@ -179,14 +190,62 @@ def checked_json(value: Any, what: str) -> Any:
     a value reduces the same in memory as after it was stored.
 
     Raises:
-        ProcessorError: ``value`` is not JSON-serialisable (or holds NaN/Infinity); the
-            message names ``what`` produced it (the processor and the file).
+        ValueOutOfRangeError: ``value`` holds NaN or Infinity (or an int beyond int64).
+        ProcessorError: ``value`` is not JSON-serialisable; the message names ``what``
+            produced it (the processor and the file).
     """
     try:
         return json.loads(json.dumps(value, allow_nan=False))
     except (TypeError, ValueError) as exc:
+        if isinstance(exc, ValueError):
+            checked_range(value, what)  # NaN/Infinity: the typed error, naming the path
         raise ProcessorError(
             f"{what} returned a value that is not JSON-serialisable: {exc}.",
             "return only dicts, lists, strings, finite numbers, booleans and None "
             "(convert numpy/pandas scalars with int()/float()).",
         ) from exc
+
+
+def checked_range(value: Any, what: str) -> Any:
+    """Return ``value`` unless it holds a number JSON cannot carry exactly.
+
+    NaN and Infinity have no JSON form (Python writes a token other parsers refuse, and
+    the ledger stored null); integers beyond int64 lose digits in DynamoDB and most JSON
+    readers. Both usually mean a sum overflowed. O(size of ``value``).
+
+    Raises:
+        ValueOutOfRangeError: naming ``what`` produced it, the path and the number.
+    """
+    found = _out_of_range(value, "")
+    if found is None:
+        return value
+    path, number = found
+    at = f" at {path!r}" if path else ""
+    raise ValueOutOfRangeError(
+        f"{what} produced {number!r}{at}, which JSON cannot carry exactly (NaN, Infinity or "
+        "an integer beyond int64: a sum that overflowed?).",
+        "keep values finite and within int64 (scale them, count in larger units), or "
+        "reduce with a python reducer that keeps them in range.",
+    )
+
+
+def _out_of_range(value: Any, path: str) -> tuple[str, Any] | None:
+    kind = type(value)
+    if kind is int:
+        return None if INT64_MIN <= value <= INT64_MAX else (path, value)
+    if kind is float:
+        return None if math.isfinite(value) else (path, value)
+    if kind is dict:
+        for key, item in value.items():
+            # Plain in-range numbers (a word count's values) take the fast path.
+            if type(item) is int and INT64_MIN <= item <= INT64_MAX:
+                continue
+            found = _out_of_range(item, _path(path, key))
+            if found is not None:
+                return found
+    elif kind is list:
+        for index, item in enumerate(value):
+            found = _out_of_range(item, _path(path, index))
+            if found is not None:
+                return found
+    return None

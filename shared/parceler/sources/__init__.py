@@ -85,7 +85,7 @@ def load_source(
     elif parsed.is_s3:
         listed = list_prefix(parsed.bucket, parsed.key, workers=workers)
     elif Path(parsed.path).is_dir():
-        listed = list_folder(parsed.path)
+        listed = list_folder(parsed.path, exclude)
     elif Path(parsed.path).exists():
         raise SourceError(
             f"Source {source} is a file parceler cannot list from.",

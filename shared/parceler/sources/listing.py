@@ -98,7 +98,23 @@ def _read_parquet(data: bytes, uri: str) -> pa.Table:
     parquet = pq.ParquetFile(pa.BufferReader(data))
     present = [c for c in _KNOWN if c in parquet.schema_arrow.names]
     _require(present, parquet.schema_arrow.names, uri)
+    for name in ("size", "n_record"):
+        # Parquet is typed, like JSONL: numbers stored as text are refused there too
+        # (only CSV, which has no types, carries them as text).
+        if name in present and _is_text(parquet.schema_arrow.field(name).type):
+            raise SourceError(
+                f"Listing {uri}: column {name!r} is stored as text "
+                f"({parquet.schema_arrow.field(name).type}); Parquet listings store it as an "
+                "integer.",
+                f"Write {name} as an int64 column (e.g. df[{name!r}].astype('int64')).",
+            )
     return parquet.read(columns=present)
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
 
 
 def _require(present: list[str], found: list[str], uri: str) -> None:

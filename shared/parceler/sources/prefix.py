@@ -8,12 +8,16 @@ sub-prefixes or :data:`MAX_SPLIT_DEPTH` levels, then every remaining sub-prefix 
 flat, ``workers`` at a time. Every key is listed exactly once: the objects directly at a
 split level come back with that level's delimited listing.
 
-Keys ending in ``/`` (zero-byte "folder markers" written by consoles and tools) are
-skipped. ETags lose their quotes. The glob subject is the key relative to the prefix.
+Zero-byte keys ending in ``/`` ("folder markers" written by consoles and tools) are
+skipped. A key ending in ``/`` that holds bytes is data (S3 allows it; some tools write
+them) and is listed like any other key, with a warning naming how many, since a folder
+marker with content usually means an upload went wrong. ETags lose their quotes. The
+glob subject is the key relative to the prefix.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,6 +35,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import ListObjectsV2OutputTypeDef
 
 MAX_SPLIT_DEPTH = 3
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -39,12 +44,14 @@ class _Keys:
     sizes: list[int] = field(default_factory=list)
     etags: list[str | None] = field(default_factory=list)
     markers: int = 0
+    slash_keys_with_data: int = 0
 
     def extend(self, other: _Keys) -> None:
         self.keys.extend(other.keys)
         self.sizes.extend(other.sizes)
         self.etags.extend(other.etags)
         self.markers += other.markers
+        self.slash_keys_with_data += other.slash_keys_with_data
 
 
 def _pages(bucket: str, prefix: str, delimiter: str | None) -> Iterator[ListObjectsV2OutputTypeDef]:
@@ -64,8 +71,10 @@ def _list_one(bucket: str, prefix: str, delimiter: str | None) -> tuple[_Keys, l
             for item in page.get("Contents", []):
                 key = item["Key"]
                 if key.endswith("/"):
-                    found.markers += 1
-                    continue
+                    if not item["Size"]:
+                        found.markers += 1
+                        continue
+                    found.slash_keys_with_data += 1
                 found.keys.append(key)
                 found.sizes.append(int(item["Size"]))
                 etag = item.get("ETag")
@@ -119,6 +128,11 @@ def list_prefix(bucket: str, prefix: str, *, workers: int = 16) -> Listed:
         }
     )
     notes = (f"{found.markers} folder marker(s) skipped",) if found.markers else ()
+    if found.slash_keys_with_data:
+        log.warning(
+            "s3://%s/%s: %d key(s) ending in '/' hold data and are listed as files",
+            bucket, prefix, found.slash_keys_with_data,
+        )  # fmt: skip
     return Listed(
         table=table,
         subjects=pa.array([k[skip:] for k in keys], pa.string()),

@@ -3,7 +3,9 @@
 Every source ends here, so every source gets the same rules:
 
 * ``uri`` and ``size`` columns are required; ``n_record`` and ``etag`` are optional (null).
-* ``uri`` must be a non-empty string; ``size`` a non-null integer >= 0; ``n_record`` a null
+* ``uri`` must be a non-empty string a worker can open (``s3://bucket/key``,
+  ``file:///abs/path`` or an absolute path: not relative, not ``http://``); ``size`` a
+  non-null integer >= 0; ``n_record`` a null
   or an integer >= 0. Integers may arrive as any Arrow integer type, as floats holding whole
   numbers (Parquet written by pandas) or as decimal strings (CSV read as text); anything
   else is a :class:`SourceError` naming the source, the column, the first offending rows
@@ -37,6 +39,8 @@ REQUIRED_COLUMNS = ("uri", "size")
 OPTIONAL_COLUMNS = ("n_record", "etag")
 _SHOW = 5  # offending rows named in an error message
 _INTEGER_TEXT = r"^\s*[+-]?\d+\s*$"
+# What a worker can open: an S3 object (bucket and key), a file:// URI or an absolute path.
+_READABLE_URI = r"(?s)^(?:s3://[^/]+/.+|file://(?:localhost)?/.*|/.*)$"
 
 
 def _first_rows(mask: pa.Array | pa.ChunkedArray, uris: pa.ChunkedArray | None) -> str:
@@ -142,6 +146,14 @@ def normalise(table: pa.Table, source: str) -> pa.Table:
         raise SourceError(
             f"Source {source}: null or empty uri in {_first_rows(bad_uri, None)}.",
             "Give every row the URI of its file (s3://bucket/key or file:///path).",
+        )
+    unreadable = pc.invert(pc.match_substring_regex(uris, pattern=_READABLE_URI))
+    if pc.any(unreadable).as_py():
+        raise SourceError(
+            f"Source {source}: uri that workers cannot read in {_first_rows(unreadable, uris)}.",
+            "Give every file as s3://bucket/key, file:///absolute/path or an absolute path "
+            "(not a relative path, which workers resolve elsewhere, nor http:// or another "
+            "scheme).",
         )
     sizes = _to_int64(table.column("size"), "size", source, uris)
     if sizes.null_count:

@@ -82,6 +82,8 @@ def _local_path(file: FileRef, workdir: Path) -> Iterator[Path]:
     """A local path holding ``file``: itself if local, else a streamed download."""
     parsed = storage.parse_uri(file.uri)
     if not parsed.is_s3:
+        with file.open():  # only for its check against the manifest: pyarrow reads the path
+            pass
         yield Path(parsed.path)
         return
     target = workdir / f"input-{file.index:06d}.parquet"
