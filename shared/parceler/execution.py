@@ -168,6 +168,9 @@ def _result(
     result_uri = attrs.get("result_uri")
     details = read_summary(result_uri).details if result_uri else {}
     value_uri = attrs.get("value_uri")
+    error, cause = _task_error(
+        attrs.get("error") or described.get("error"), attrs.get("cause") or described.get("cause")
+    )
     return JobResult(
         job_id=job_id,
         status=str(described["status"]),
@@ -178,11 +181,26 @@ def _result(
         result_uri=result_uri,
         value_uri=value_uri,
         result=read_value(value_uri),
-        error=attrs.get("error") or described.get("error"),
-        cause=attrs.get("cause") or described.get("cause"),
+        error=error,
+        cause=cause,
         seconds=seconds,
         failed_groups=list(details.get("failed_groups") or []),
     )
+
+
+def _task_error(error: str | None, cause: str | None) -> tuple[str | None, str | None]:
+    """A Lambda task's failure cause is its error document (type, message, stack trace):
+    keep the typed error's message, which names the problem and the fix, and drop the
+    handler's stack trace."""
+    if not cause or not cause.startswith("{"):
+        return error, cause
+    try:
+        document = json.loads(cause)
+    except json.JSONDecodeError:
+        return error, cause
+    if not isinstance(document, dict) or "errorMessage" not in document:
+        return error, cause
+    return str(document.get("errorType") or error), str(document["errorMessage"])
 
 
 def read_value(value_uri: str | None, max_bytes: int | None = INLINE_VALUE_BYTES) -> Any:
