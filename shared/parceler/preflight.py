@@ -43,7 +43,8 @@ def check_job(spec: JobSpec, *, import_from: Path | None = None) -> None:
         try:
             check_processor(spec.processor, spec.reducer)
         except SpecError as exc:
-            raise SpecError(exc.problem + _did_you_mean_function(spec), exc.fix) from None
+            problem = _without_traceback(exc.problem) + _did_you_mean_function(spec)
+            raise SpecError(problem, exc.fix) from None
     first = _first_local_file(spec)
     processor = spec.processor
     if first is not None and processor.kind == "builtin" and processor.name == "csv-groupby":
@@ -73,6 +74,21 @@ def _check_builtin_names(spec: JobSpec) -> None:
 def _suggest(name: str | None, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(name or "", sorted(known), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+_TRACEBACK = "Traceback (most recent call last):"
+
+
+def _without_traceback(problem: str) -> str:
+    """The message without the import's traceback, keeping the innermost frame (the
+    user's line that failed): a mistake found before the job starts is reported in one
+    or two lines, not as a stack dump."""
+    message, found, trace = problem.partition(_TRACEBACK)
+    if not found:
+        return problem
+    frames = [line.strip() for line in trace.splitlines() if line.strip().startswith('File "')]
+    where = f" ({frames[-1]})" if frames else ""
+    return message.rstrip() + where
 
 
 def _did_you_mean_function(spec: JobSpec) -> str:

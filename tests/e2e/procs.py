@@ -38,3 +38,9 @@ def poison_line_count(file: FileRef) -> dict[str, Any]:
     if file.basename.startswith(RETRYABLE_POISON):
         raise RetryableError(f"simulated transient fault reading {file.basename}")
     return line_count_value(file.basename, file.read_bytes())
+
+
+def chatty_poison_line_count(file: FileRef) -> dict[str, Any]:
+    """Print a line naming the file (a worker log line), then :func:`poison_line_count`."""
+    print(f"chatty: reading {file.basename}")
+    return poison_line_count(file)

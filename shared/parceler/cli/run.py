@@ -478,16 +478,22 @@ class FailureKind:
 
 
 def failure_kinds(failed_groups: list[dict[str, Any]]) -> list[FailureKind]:
-    """Group failures by error type and the exception line ending their cause (the file
-    named in the first line differs from group to group; the exception does not).
-    Most frequent first."""
-    kinds: dict[tuple[str, str], FailureKind] = {}
+    """Group failures by distinct error, most frequent first.
+
+    Two failures are the same error when their error type, the exception type ending
+    the traceback and the innermost frame (file and line) agree: the file or value named
+    in the message differs from group to group, the code that raised does not. A cause
+    without a traceback is its own text.
+    """
+    kinds: dict[tuple[str, ...], FailureKind] = {}
     for failure in failed_groups:
         error = str(failure.get("error") or "error")
         cause = str(failure.get("cause") or "")
-        lines = [line for line in cause.strip().splitlines() if line.strip()]
-        summary = lines[-1].strip() if lines else ""
-        kind = kinds.setdefault((error, summary), FailureKind(error, summary, cause))
+        lines = [line.strip() for line in cause.strip().splitlines() if line.strip()]
+        summary = lines[-1] if lines else ""
+        frames = [line for line in lines if line.startswith('File "')]
+        key = (error, summary.partition(":")[0], frames[-1]) if frames else (error, summary)
+        kind = kinds.setdefault(key, FailureKind(error, summary, cause))
         kind.groups.append(int(failure.get("index") or 0))
     return sorted(kinds.values(), key=lambda k: -len(k.groups))
 
