@@ -57,7 +57,7 @@ def folder(tmp_path: Path) -> Path:
         (
             ["data", "--processor", "csv-groupby", "--option", "column=regoin"],
             "did you mean 'region'?",
-        ),  # fmt: skip
+        ),
         (["data", "--processor", "wordcount", "--exclude", "*.csv"], "data"),
         (["bad-spec.json"], "is not valid JSON"),
     ],
@@ -72,7 +72,7 @@ def folder(tmp_path: Path) -> Path:
         "csv-column-typo",
         "all-excluded",
         "bad-spec",
-    ],  # fmt: skip
+    ],
 )
 def test_a_planning_time_mistake_exits_2_with_its_message_before_the_emulator_starts(
     folder: Path, args: list[str], message: str
