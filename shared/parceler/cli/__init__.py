@@ -44,7 +44,11 @@ def _root(
     _version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_print_version, is_eager=True, help="print the version and exit"
+            "--version",
+            metavar="",
+            callback=_print_version,
+            is_eager=True,
+            help="print the version and exit",
         ),
     ] = False,
 ) -> None:

@@ -189,7 +189,7 @@ def register(app: typer.Typer) -> None:
             list[str] | None, typer.Option(help="glob of keys/paths to drop (repeatable)")
         ] = None,
         count_records: Annotated[
-            bool, typer.Option(help="fill n_record (Parquet footers, line counts)")
+            bool, typer.Option(metavar="", help="fill n_record (Parquet footers, line counts)")
         ] = False,
         target_size: Annotated[
             str | None,
@@ -211,7 +211,9 @@ def register(app: typer.Typer) -> None:
         ] = None,
         local: Annotated[
             bool,
-            typer.Option("--local", help="run on this machine against the embedded AWS emulator"),
+            typer.Option(
+                "--local", metavar="", help="run on this machine against the embedded AWS emulator"
+            ),
         ] = False,
         workers: Annotated[int, typer.Option(min=1, help="--local: worker processes")] = 2,
         output: Annotated[
@@ -238,7 +240,8 @@ def register(app: typer.Typer) -> None:
             float | None, typer.Option(help="give up following after SECONDS")
         ] = None,
         as_json: Annotated[
-            bool, typer.Option("--json", help="print one JSON object (the result document)")
+            bool,
+            typer.Option("--json", metavar="", help="print one JSON object (the result document)"),
         ] = False,
         save_result: Annotated[
             Path | None,

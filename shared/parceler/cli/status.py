@@ -187,9 +187,13 @@ def register(app: typer.Typer) -> None:
         ledger_table: Annotated[
             str | None, typer.Option(help="ledger table (default: $PARCELER_LEDGER_TABLE)")
         ] = None,
-        watch: Annotated[bool, typer.Option(help="refresh until every group is done")] = False,
+        watch: Annotated[
+            bool, typer.Option("--watch", metavar="", help="refresh until every group is done")
+        ] = False,
         interval: Annotated[float, typer.Option(min=0.1, help="seconds between refreshes")] = 2.0,
-        as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+        as_json: Annotated[
+            bool, typer.Option("--json", metavar="", help="print one JSON object")
+        ] = False,
         run_dir: RunDirOption = None,
     ) -> None:
         """Show a job's groups: pending/running/succeeded/failed, progress, ETA and errors.
