@@ -441,7 +441,7 @@ def print_result(
     style = "green" if result.succeeded else "red"
     table = Table(title=f"job {result.job_id}", show_header=False, title_justify="left")
     table.add_column(style="bold")
-    table.add_column()
+    table.add_column(overflow="fold")  # paths whole, for copy and paste
     table.add_row("status", f"[{style}]{result.status}[/]")
     table.add_row(
         "groups",
