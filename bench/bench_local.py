@@ -49,6 +49,7 @@ def main() -> None:
 
     folder = Path(tempfile.mkdtemp(prefix="parceler-fixed-"))
     (folder / "one.txt").write_text("one line\n")
+    runs = Path(tempfile.mkdtemp(prefix="parceler-runs-"))  # the command's run folders
     phases: dict[str, list[float]] = {}
     whole: list[float] = []
     for _ in range(args.repeat):
@@ -58,7 +59,8 @@ def main() -> None:
             phases.setdefault(name, []).append(seconds)
         started = time.perf_counter()
         subprocess.run([sys.executable, "-m", "parceler", "run", str(folder), "--processor",
-                        "linecount", "--local", "--json"], capture_output=True, check=True)  # fmt: skip
+                        "linecount", "--local", "--json", "--output", str(runs / str(len(whole)))],
+                       capture_output=True, check=True)  # fmt: skip
         whole.append(time.perf_counter() - started)
     print(f"median of {args.repeat} runs (seconds)")
     for name, values in phases.items():

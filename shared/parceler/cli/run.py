@@ -335,7 +335,11 @@ def _run(
             table = ledger_table or _required_env("PARCELER_LEDGER_TABLE", "--ledger-table")
         ledger = Ledger(table)
         arn = start_job(spec, job_id, machine)
-        result = _follow_with_progress(arn, job_id, ledger, quiet=quiet, timeout=timeout)
+        # The local emulator answers a poll in milliseconds: poll often, end sooner.
+        poll = LOCAL_POLL_SECONDS if folder is not None else DEPLOYED_POLL_SECONDS
+        result = _follow_with_progress(
+            arn, job_id, ledger, quiet=quiet, timeout=timeout, poll_seconds=poll
+        )
         if folder is not None:  # the emulator's buckets and table end with this block
             folder.save_ledger(table, job_id)
             folder.save_result(result.result_uri, result.value_uri)
@@ -373,13 +377,16 @@ def _required_env(name: str, option: str) -> str:
 
 # Without a terminal (CI, `2>log`) the bar cannot redraw: a plain line this often instead.
 PLAIN_PROGRESS_SECONDS = 5.0
+LOCAL_POLL_SECONDS = 0.1
+DEPLOYED_POLL_SECONDS = 0.5
 
 
 def _follow_with_progress(
-    arn: str, job_id: str, ledger: Ledger, *, quiet: bool, timeout: float | None
-) -> JobResult:
+    arn: str, job_id: str, ledger: Ledger, *, quiet: bool, timeout: float | None,
+    poll_seconds: float,
+) -> JobResult:  # fmt: skip
     if not quiet and not err_console.is_terminal:
-        return _follow_plain(arn, job_id, ledger, timeout=timeout)
+        return _follow_plain(arn, job_id, ledger, timeout=timeout, poll_seconds=poll_seconds)
     columns = (
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[failed]} failed"), TextColumn("{task.fields[rate]}"),
@@ -400,7 +407,8 @@ def _follow_with_progress(
                        completed=done, failed=progress.n_failed, rate=f"{rate:.1f} groups/s",
                        eta=eta)  # fmt: skip
 
-        return follow(arn, job_id, ledger, on_progress=show, timeout_seconds=timeout)
+        return follow(arn, job_id, ledger, on_progress=show, timeout_seconds=timeout,
+                      poll_seconds=poll_seconds)  # fmt: skip
 
 
 def _phase(progress: JobProgress) -> str:
@@ -411,7 +419,9 @@ def _phase(progress: JobProgress) -> str:
     return "aggregating" if progress.status == "RUNNING" else "done"
 
 
-def _follow_plain(arn: str, job_id: str, ledger: Ledger, *, timeout: float | None) -> JobResult:
+def _follow_plain(
+    arn: str, job_id: str, ledger: Ledger, *, timeout: float | None, poll_seconds: float
+) -> JobResult:
     """Follow with one progress line every few seconds and a last one with the elapsed time."""
     last = [-PLAIN_PROGRESS_SECONDS]
 
@@ -431,7 +441,8 @@ def _follow_plain(arn: str, job_id: str, ledger: Ledger, *, timeout: float | Non
             last[0] = progress.elapsed
             err_console.print(line(progress), highlight=False, soft_wrap=True)
 
-    return follow(arn, job_id, ledger, on_progress=show, timeout_seconds=timeout)
+    return follow(arn, job_id, ledger, on_progress=show, timeout_seconds=timeout,
+                  poll_seconds=poll_seconds)  # fmt: skip
 
 
 def print_result(
