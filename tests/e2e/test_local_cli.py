@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from parceler.execution import start_job
+from parceler.execution import follow, start_job
 from parceler.ledger import JobNotFoundError, Ledger
 from parceler.local.session import LocalSession
 from parceler.manifest import read_manifest
+from parceler.spec import parse_spec
 from tests.e2e import procs
 from tests.e2e.conftest import parceler
 from tests.e2e.test_local_jobs import python_job, wait_for, write_text_files
@@ -169,3 +170,19 @@ def _aborted(arn: str) -> str | None:
 
     status = str(aws.client("stepfunctions").describe_execution(executionArn=arn)["status"])
     return status if status != "RUNNING" else None
+
+
+def test_an_error_inside_the_execution_reaches_the_user_as_the_typed_errors_message(
+    tmp_path: Path, local_session: Callable[..., LocalSession]
+) -> None:
+    session = local_session(workers=1)
+    data = write_text_files(tmp_path / "data", {"a.txt": 1})
+    spec = parse_spec({"source": str(data), "processor": {"name": "wordcout"}})
+    arn = start_job(spec, "e2e-planner-error", session.stack.state_machine_arn)
+
+    result = follow(arn, "e2e-planner-error", Ledger(session.stack.ledger_table), poll_seconds=0.1)
+
+    assert (result.status, result.error) == ("FAILED", "SpecError")
+    assert result.cause is not None
+    assert result.cause.startswith("there is no built-in processor 'wordcout'")
+    assert "stackTrace" not in result.cause and "Traceback" not in result.cause
