@@ -8,6 +8,9 @@ the terminal.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -186,3 +189,26 @@ def test_an_error_inside_the_execution_reaches_the_user_as_the_typed_errors_mess
     assert result.cause is not None
     assert result.cause.startswith("there is no built-in processor 'wordcout'")
     assert "stackTrace" not in result.cause and "Traceback" not in result.cause
+
+
+def test_ctrl_c_abandons_a_local_job_says_so_and_exits_130(
+    tmp_path: Path, worker_pythonpath: str
+) -> None:
+    data = write_text_files(tmp_path / "data", {f"f{i}.txt": 2 for i in range(8)})
+    command = [
+        sys.executable, "-m", "parceler", "run", str(data), "--processor",
+        "tests.e2e.procs:slow_line_count", "--reducer", "sum", "--max-files", "1", "--local",
+        "--workers", "1", "--job-id", "e2e-interrupted",
+    ]  # fmt: skip
+    with subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stderr is not None
+        first = process.stderr.readline()  # printed once the emulator and workers are up
+        assert "started" in first, first
+        process.send_signal(signal.SIGINT)
+        _, rest = process.communicate(timeout=120)
+
+    assert process.returncode == 130
+    assert "job e2e-interrupted abandoned" in rest
+    assert "Traceback" not in rest
