@@ -19,7 +19,7 @@ from parceler.spec import JobSpec
 _HEADER_BYTES = 64 * 1024
 
 
-def check_job(spec: JobSpec, *, import_from: Path | None = None) -> None:
+def check_job(spec: JobSpec, *, import_from: Path | None = None, import_code: bool = True) -> None:
     """Raise the typed error the job would fail with, without an emulator or a stack.
 
     Everything here is cheap (a listing of a local source, module imports, one header
@@ -29,6 +29,9 @@ def check_job(spec: JobSpec, *, import_from: Path | None = None) -> None:
         spec: the job.
         import_from: a folder put first on ``sys.path`` while importing user code (the
             local mode's workers run there, so they find modules the CLI would not).
+        import_code: import python processors and reducers, and check built-in options
+            (False: only the built-in names and a local source; for a deployed job, whose
+            code is in the Lambda layer or the container image).
 
     Raises:
         SpecError: an unknown built-in (with the closest names), a module or function
@@ -39,6 +42,9 @@ def check_job(spec: JobSpec, *, import_from: Path | None = None) -> None:
     from parceler.processors import check_processor
 
     _check_builtin_names(spec)
+    if not import_code:
+        _first_local_file(spec)
+        return
     with _on_path(import_from):
         try:
             check_processor(spec.processor, spec.reducer)

@@ -121,3 +121,20 @@ def test_failures_group_by_error_type_and_raising_line_not_by_file_name() -> Non
     ]
     assert kinds[0].summary == "ValueError: bad a.txt"
     assert json.dumps([k.cause for k in kinds]).count("Traceback") == 2
+
+
+def test_a_deployed_run_checks_built_in_names_before_it_asks_for_a_stack(folder: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARCELER_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "parceler", "run", "data", "--processor", "wordcout"],
+        cwd=folder,
+        env={**env, "PYTHONPATH": str(ROOT / "shared")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 2, done.stderr
+    assert "did you mean 'wordcount'?" in done.stderr
+    assert "Traceback" not in done.stderr

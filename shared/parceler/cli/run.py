@@ -7,7 +7,7 @@ import os
 import secrets
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,7 +19,7 @@ from rich.table import Table
 from parceler import storage
 from parceler.cli import err_console, friendly_errors
 from parceler.errors import SpecError
-from parceler.execution import TERMINAL, JobResult, follow, read_value, start_job
+from parceler.execution import TERMINAL, JobResult, follow, start_job
 from parceler.execution import Progress as JobProgress
 from parceler.ledger import Ledger
 from parceler.local.run_folder import RUNS_FOLDER, RunFolder
@@ -263,8 +263,10 @@ def register(app: typer.Typer) -> None:
         )  # fmt: skip
         the_job_id = spec.job_id or new_job_id()
         folder: RunFolder | None = None
+        # Before the emulator or the execution starts: a mistake costs a fraction of a second.
+        # A deployed job's code lives in the Lambda layer or the image, not necessarily here.
+        check_job(spec, import_from=Path.cwd(), import_code=local)
         if local:
-            check_job(spec, import_from=Path.cwd())  # before the emulator: mistakes cost < 1 s
             folder = RunFolder(output.resolve()) if output else RunFolder.default(the_job_id)
             if spec.output is None:  # outputs straight to disk, not into the emulator
                 spec = spec.model_copy(update={"output": str(folder.outputs)})
@@ -343,8 +345,6 @@ def _run(
         if folder is not None:  # the emulator's buckets and table end with this block
             folder.save_ledger(table, job_id)
             folder.save_result(result.result_uri, result.value_uri)
-        elif result.result is None and result.value_uri:
-            result = replace(result, result=read_value(result.value_uri, None))
         if report is not None:
             job = ledger.get_job(job_id)
             report.parent.mkdir(parents=True, exist_ok=True)
