@@ -107,6 +107,7 @@ def test_a_failed_job_prints_each_distinct_error_once_with_counts_and_its_log(
     assert "3 groups failed with ProcessorError" in done.stdout
     assert "simulated corrupt input" in done.stdout
     assert f"chatty: reading {procs.PERMANENT_POISON}-" in done.stdout  # the log's tail
+    assert "parceler logs e2e-grouped-failures --group" in done.stdout
     assert "good.txt" not in done.stdout  # no per-file values of the groups that succeeded
     for noise in ("Traceback", "FailureEventException", "ContinueWithNext"):
         assert noise not in done.stderr

@@ -474,7 +474,7 @@ def print_result(
     if result.error and not result.failed_groups:
         table.add_row("error", f"{result.error}: {(result.cause or '')[:2000]}")
     console.print(table, soft_wrap=True)
-    print_failures(console, result.failed_groups, folder)
+    print_failures(console, result.job_id, result.failed_groups, folder)
     if result.succeeded and result.result is not None:
         console.print(value_table(result.result))
         if folder is not None and folder.value.is_file():
@@ -504,7 +504,7 @@ def failure_kinds(failed_groups: list[dict[str, Any]]) -> list[FailureKind]:
         error = str(failure.get("error") or "error")
         cause = str(failure.get("cause") or "")
         lines = [line.strip() for line in cause.strip().splitlines() if line.strip()]
-        summary = lines[-1] if lines else ""
+        summary = (lines[-1] if lines else "").partition(" Fix: ")[0]  # the fix: in the cause
         frames = [line for line in lines if line.startswith('File "')]
         key = (error, summary.partition(":")[0], frames[-1]) if frames else (error, summary)
         kind = kinds.setdefault(key, FailureKind(error, summary, cause))
@@ -517,7 +517,7 @@ _LOG_TAIL_LINES = 10
 
 
 def print_failures(
-    console: Console, failed_groups: list[dict[str, Any]], folder: RunFolder | None
+    console: Console, job_id: str, failed_groups: list[dict[str, Any]], folder: RunFolder | None
 ) -> None:
     """One block per distinct error: count, example groups, one cause, the log's tail."""
     for kind in failure_kinds(failed_groups):
@@ -536,7 +536,7 @@ def print_failures(
             if tail:
                 console.print(
                     f"  last lines of group {kind.groups[0]}'s log "
-                    f"(`parceler logs JOB --group {kind.groups[0]}`):",
+                    f"(`parceler logs {job_id} --group {kind.groups[0]}`):",
                     highlight=False,
                 )
                 console.print(
