@@ -35,7 +35,7 @@ def test_a_shell_jobs_outputs_and_result_manifest_are_on_disk_and_feed_the_next_
 
     first = parceler(
         tmp_path, "run", str(data), "--shell", "tr a-z A-Z", "--local", "--json",
-        "--job-id", "e2e-shell-first",
+        "--job-id", "e2e-shell-first", "--save-result", str(tmp_path / "saved.json"),
     )  # fmt: skip
 
     assert first.returncode == 0, first.stderr[-4000:]
@@ -45,6 +45,7 @@ def test_a_shell_jobs_outputs_and_result_manifest_are_on_disk_and_feed_the_next_
     assert document["result_uri"] == str(folder / "result.json")
     assert json.loads((folder / "value.json").read_text()) == document["result"]
     assert json.loads((folder / "run.json").read_text()) == document  # one document
+    assert json.loads((tmp_path / "saved.json").read_text()) == document
     rows = read_manifest(str(folder / "result.json")).table.to_pylist()
     outputs = {Path(row["uri"]).name.split("-", 1)[1]: Path(row["uri"]) for row in rows}
     assert sorted(outputs) == ["a.txt", "b.txt", "c.txt"]
