@@ -184,6 +184,8 @@ def _run_one(
         except BaseException as exc:  # noqa: BLE001 -- reported by the loop below
             box["error"] = exc
 
+    # Markers let the local mode attribute this log's lines to groups (`parceler logs`).
+    print(f"--- start message {message.message_id} ---", flush=True)
     thread = threading.Thread(target=target, name="parceler-group", daemon=True)
     thread.start()
     while thread.is_alive() and not stop.is_set():
@@ -204,6 +206,8 @@ def _run_one(
         return Delivery("retry", error=type(error).__name__, cause=str(error))
     result = box["outcome"]
     assert isinstance(result, Delivery)
+    print(f"--- end group {result.group_index} attempt {result.attempt or '-'} "
+          f"(job {result.job_id}): {result.status} ---", flush=True)  # fmt: skip
     return result
 
 

@@ -169,6 +169,10 @@ def _result(
     result_uri = job.result_uri if job is not None else None
     details = JobResultDetails.of(read_summary(result_uri), result_uri) if result_uri else None
     value_uri = job.value_uri if job is not None else None
+    error, cause = _task_error(
+        (job.error if job else None) or described.get("error"),
+        (job.cause if job else None) or described.get("cause"),
+    )
     return JobResult(
         job_id=job_id,
         status=str(described["status"]),
@@ -179,11 +183,26 @@ def _result(
         result_uri=result_uri,
         value_uri=value_uri,
         result=read_value(value_uri),
-        error=(job.error if job else None) or described.get("error"),
-        cause=(job.cause if job else None) or described.get("cause"),
+        error=error,
+        cause=cause,
         seconds=seconds,
         failed_groups=list(details.failed_groups) if details else [],
     )
+
+
+def _task_error(error: str | None, cause: str | None) -> tuple[str | None, str | None]:
+    """A Lambda task's failure cause is its error document (type, message, stack trace):
+    keep the typed error's message, which names the problem and the fix, and drop the
+    handler's stack trace."""
+    if not cause or not cause.startswith("{"):
+        return error, cause
+    try:
+        document = json.loads(cause)
+    except json.JSONDecodeError:
+        return error, cause
+    if not isinstance(document, dict) or "errorMessage" not in document:
+        return error, cause
+    return str(document.get("errorType") or error), str(document["errorMessage"])
 
 
 def read_value(value_uri: str | None, max_bytes: int | None = INLINE_VALUE_BYTES) -> Any:

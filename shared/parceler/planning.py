@@ -111,7 +111,11 @@ class PlanSummaryStats:
 
 
 def plan_stats(plan: Plan) -> PlanSummaryStats:
-    """Summarise a plan. Fill is group load / target (or / mean load with ``groups=N``)."""
+    """Summarise a plan. Fill is group load / target (or / mean load with ``groups=N``).
+
+    A group holding one file over the target is listed under ``oversized``, not in the
+    fill figures: its 170 % says nothing about how well the other groups were packed.
+    """
     groups = list(plan.groups())
     records = [g.n_record for g in groups]
     total_records = None if any(r is None for r in records) else sum(r or 0 for r in records)
@@ -129,7 +133,14 @@ def plan_stats(plan: Plan) -> PlanSummaryStats:
     else:
         loads = [g.size for g in groups]
         basis, target = "size (vs mean)", (sum(loads) / len(loads)) if loads else 1.0
-    fills = [load / target for load in loads] or [0.0]
+    packed = (
+        loads
+        if basis == "size (vs mean)"
+        else [
+            load for load, g in zip(loads, groups, strict=True) if g.n_files > 1 or load <= target
+        ]
+    )
+    fills = [load / target for load in packed] or [0.0]
     bound = lower_bound(plan.table, limits) if not limits.groups else None
     return PlanSummaryStats(
         n_files=plan.table.num_rows,

@@ -57,18 +57,26 @@ def local_session(worker_pythonpath: str, tmp_path: Path) -> Iterator[Callable[.
 
 
 @pytest.fixture
-def parceler_run(worker_pythonpath: str) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run ``python -m parceler run ARGS`` from the repository root; return the finished process."""
+def parceler_run(
+    worker_pythonpath: str, tmp_path: Path
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run ``python -m parceler run ARGS`` in ``tmp_path`` (a local run writes its run folder
+    under the current directory); return the finished process."""
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "parceler", "run", *args],
-            cwd=ROOT,
-            env=dict(os.environ),
-            capture_output=True,
-            text=True,
-            timeout=JOB_TIMEOUT_SECONDS + 60,
-            check=False,
-        )
+        return parceler(tmp_path, "run", *args)
 
     return run
+
+
+def parceler(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m parceler ARGS`` in ``cwd``; return the finished process."""
+    return subprocess.run(
+        [sys.executable, "-m", "parceler", *args],
+        cwd=cwd,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=JOB_TIMEOUT_SECONDS + 60,
+        check=False,
+    )

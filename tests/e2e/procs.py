@@ -52,3 +52,9 @@ def crashing_line_count(file: FileRef) -> dict[str, Any]:
     if file.basename.startswith(SEGFAULT_POISON):
         os.kill(os.getpid(), signal.SIGSEGV)
     return line_count_value(file.basename, file.read_bytes())
+
+
+def chatty_poison_line_count(file: FileRef) -> dict[str, Any]:
+    """Print a line naming the file (a worker log line), then :func:`poison_line_count`."""
+    print(f"chatty: reading {file.basename}")
+    return poison_line_count(file)

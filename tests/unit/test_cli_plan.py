@@ -83,3 +83,24 @@ def test_bad_input_exits_2_with_a_named_problem(tmp_path: Path, args: list[str],
     assert result.exit_code == 2, result.output
     assert says.lower() in result.stderr.lower()
     assert "Traceback" not in result.output
+
+
+def test_plan_fill_leaves_out_a_group_holding_one_oversized_file(tmp_path: Path) -> None:
+    folder = _folder(tmp_path, [600, 500, 400, 2500])  # 2500 B is over the 1000 B target
+
+    doc = json.loads(
+        runner.invoke(app, ["plan", str(folder), "--target-size", "1000B", "--json"]).stdout
+    )
+
+    assert doc["oversized"] == [(folder / "f003.bin").as_uri()]
+    assert doc["fill"]["max"] <= 1.0  # not 2.5: the oversized file's group is listed apart
+
+
+def test_plan_without_out_says_why_nothing_was_written(tmp_path: Path) -> None:
+    folder = _folder(tmp_path, [100, 200])
+
+    result = runner.invoke(app, ["plan", str(folder), "--target-size", "1000B"])
+
+    assert result.exit_code == 0, result.output
+    assert "dry run" not in result.stdout
+    assert "--out" in result.stdout

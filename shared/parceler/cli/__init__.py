@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -31,8 +31,27 @@ err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"parceler {version('parceler')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            metavar="",
+            callback=_print_version,
+            is_eager=True,
+            help="print the version and exit",
+        ),
+    ] = False,
+) -> None:
     """Divide-and-conquer batch processing of very many files on AWS serverless."""
 
 
@@ -59,9 +78,9 @@ def friendly_errors(command: F) -> F:
 
 
 def _register_commands() -> None:
-    from parceler.cli import plan, report, run, spec_schema, status, worker
+    from parceler.cli import cancel, logs, plan, report, run, spec_schema, status, worker
 
-    for module in (plan, run, worker, status, report, spec_schema):
+    for module in (plan, run, worker, status, report, logs, cancel, spec_schema):
         module.register(app)
 
 

@@ -79,13 +79,17 @@ def register(app: typer.Typer) -> None:
             list[str] | None, typer.Option(help="glob of keys/paths to drop (repeatable)")
         ] = None,
         count_records: Annotated[
-            bool, typer.Option(help="fill n_record (Parquet footers, line counts)")
+            bool, typer.Option(metavar="", help="fill n_record (Parquet footers, line counts)")
         ] = False,
         out: Annotated[
             str | None, typer.Option(help="write group manifests and the plan index under this URI")
         ] = None,
-        dry_run: Annotated[bool, typer.Option(help="plan and print, write nothing")] = False,
-        as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", metavar="", help="plan and print, write nothing")
+        ] = False,
+        as_json: Annotated[
+            bool, typer.Option("--json", metavar="", help="print one JSON object")
+        ] = False,
     ) -> None:
         """Pack SOURCE into balanced groups (Best Fit Decreasing) and print the plan."""
         limits = limits_from_options(target_size, target_records, groups, max_files)
@@ -111,7 +115,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(plan_json(the_plan, stats, written, elapsed)))
         else:
-            print_plan(Console(), source, stats, written, elapsed, dry_run=dry_run or not out)
+            print_plan(Console(), source, stats, written, elapsed, dry_run=dry_run)
 
 
 def plan_json(
@@ -161,10 +165,14 @@ def print_plan(
     if stats.lower_bound is not None:
         table.add_row("lower bound", f"{stats.lower_bound:,}")
     fills = f"{stats.fill_min:.1%} / {stats.fill_mean:.1%} / {stats.fill_max:.1%}"
-    table.add_row(f"fill min/mean/max ({stats.fill_basis})", fills)
+    basis = stats.fill_basis + (", oversized files apart" if stats.oversized else "")
+    table.add_row(f"fill min/mean/max ({basis})", fills)
     table.add_row("oversized files", f"{len(stats.oversized):,}")
     table.add_row("planned in", f"{elapsed:.2f} s")
-    table.add_row("written", "no (dry run)" if dry_run or written is None else written.index_uri)
+    if written is not None:
+        table.add_row("written", written.index_uri)
+    else:
+        table.add_row("written", "no (dry run)" if dry_run else "no (give --out URI to write)")
     console.print(table)
     for uri in stats.oversized[:5]:
         console.print(f"  oversized: {uri}", highlight=False)

@@ -7,10 +7,9 @@ from typing import Annotated
 
 import typer
 
-from parceler.aws.ledger import Ledger
 from parceler.cli import err_console, friendly_errors
+from parceler.cli.job_state import RunDirOption, read_job_state
 from parceler.report import build_report, check_png_support, render_html, render_png
-from parceler.settings import LedgerSettings
 
 
 def register(app: typer.Typer) -> None:
@@ -30,14 +29,16 @@ def register(app: typer.Typer) -> None:
         ledger_table: Annotated[
             str | None, typer.Option(help="ledger table (default: $PARCELER_LEDGER_TABLE)")
         ] = None,
+        run_dir: RunDirOption = None,
     ) -> None:
-        """Write a report of JOB: groups per worker over time, sizes, durations, failures."""
+        """Write a report of JOB: groups per worker over time, sizes, durations, failures.
+
+        Reads the deployed ledger, or after a local run the state saved in its run folder.
+        """
         if png is not None:
             check_png_support()  # before any ledger call: a missing extra fails fast
-        table = ledger_table or LedgerSettings.from_env().ledger_table
-        ledger = Ledger(table)
-        job = ledger.get_job(job_id)
-        data = build_report(job, list(ledger.list_groups(job_id)))
+        state = read_job_state(job_id, ledger_table, run_dir)
+        data = build_report(state.job, state.groups)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(render_html(data), encoding="utf-8")
         written = [str(out)]

@@ -7,6 +7,7 @@ import os
 import secrets
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,9 +19,12 @@ from rich.table import Table
 from parceler import storage
 from parceler.aws.ledger import Ledger
 from parceler.cli import err_console, friendly_errors
+from parceler.details import FailedGroup
 from parceler.errors import SpecError
-from parceler.execution import JobResult, follow, read_value, start_job
+from parceler.execution import TERMINAL, JobResult, follow, start_job
 from parceler.ledger import JobItem
+from parceler.local.run_folder import RUNS_FOLDER, RunFolder
+from parceler.preflight import check_job
 from parceler.report import build_report, render_html
 from parceler.spec import JobSpec, parse_spec
 from parceler.units import parse_size
@@ -41,6 +45,9 @@ def spec_from_arguments(
     tolerate: float | None,
     job_id: str | None,
     default_groups: int | None = None,
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    count_records: bool = False,
 ) -> JobSpec:
     """Build the job spec from a spec file, or from a source plus options.
 
@@ -54,11 +61,20 @@ def spec_from_arguments(
     """
     path = Path(source_or_spec)
     if source_or_spec.endswith(".json") and path.is_file():
-        from_file = json.loads(path.read_text(encoding="utf-8") or "{}")
+        try:
+            from_file = json.loads(path.read_text(encoding="utf-8") or "{}")
+        except json.JSONDecodeError as exc:
+            raise SpecError(
+                f"{source_or_spec} is not valid JSON: {exc.msg} at line {exc.lineno}, "
+                f"column {exc.colno}.",
+                "fix the JSON syntax (`parceler spec-schema` prints the schema).",
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SpecError(f"cannot read {source_or_spec}: {exc}.", "check the file.") from None
         if isinstance(from_file, dict) and "processor" in from_file:
             given = [processor, shell, reducer, target_size, target_records, groups, max_files,
-                     tolerate, *options]  # fmt: skip
-            if any(value is not None for value in given):
+                     tolerate, *options, *(include or ()), *(exclude or ())]  # fmt: skip
+            if any(value is not None for value in given) or count_records:
                 raise SpecError(
                     f"{source_or_spec} is a job spec; processor, reducer, partitioning and "
                     "limits come from it, not from options.",
@@ -75,6 +91,12 @@ def spec_from_arguments(
             "give --processor NAME|module:function (e.g. --processor wordcount) or --shell CMD.",
         )
     document: dict[str, Any] = {"source": _absolute_if_local(source_or_spec)}
+    if include:
+        document["include"] = include
+    if exclude:
+        document["exclude"] = exclude
+    if count_records:
+        document["count_records"] = True
     if job_id is not None:
         document["job_id"] = job_id
     if shell is not None:
@@ -161,8 +183,21 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(help="sum, concat, none, or module:function (default: sum for built-ins)"),
         ] = None,
+        include: Annotated[
+            list[str] | None, typer.Option(help="glob of keys/paths to keep (repeatable)")
+        ] = None,
+        exclude: Annotated[
+            list[str] | None, typer.Option(help="glob of keys/paths to drop (repeatable)")
+        ] = None,
+        count_records: Annotated[
+            bool, typer.Option(metavar="", help="fill n_record (Parquet footers, line counts)")
+        ] = False,
         target_size: Annotated[
-            str | None, typer.Option(help="bytes per group: 1GB, 64MB (default 1GB)")
+            str | None,
+            typer.Option(
+                help="bytes per group: 1GB, 64MB (default: 1GB deployed; --local: 4 groups "
+                "per worker)"
+            ),
         ] = None,
         target_records: Annotated[int | None, typer.Option(help="records per group")] = None,
         groups: Annotated[int | None, typer.Option(help="exactly N groups")] = None,
@@ -177,9 +212,18 @@ def register(app: typer.Typer) -> None:
         ] = None,
         local: Annotated[
             bool,
-            typer.Option("--local", help="run on this machine against the embedded AWS emulator"),
+            typer.Option(
+                "--local", metavar="", help="run on this machine against the embedded AWS emulator"
+            ),
         ] = False,
         workers: Annotated[int, typer.Option(min=1, help="--local: worker processes")] = 2,
+        output: Annotated[
+            Path | None,
+            typer.Option(
+                help="--local: the run folder (result manifest, value, outputs, ledger, logs); "
+                f"default ./{RUNS_FOLDER}/JOB_ID"
+            ),
+        ] = None,
         state_machine: Annotated[
             str | None,
             typer.Option(
@@ -196,57 +240,131 @@ def register(app: typer.Typer) -> None:
         timeout: Annotated[
             float | None, typer.Option(help="give up following after SECONDS")
         ] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+        as_json: Annotated[
+            bool,
+            typer.Option("--json", metavar="", help="print one JSON object (the result document)"),
+        ] = False,
         save_result: Annotated[
-            Path | None, typer.Option(help="also write the --json document to this file")
+            Path | None,
+            typer.Option(help="also write the result document (what --json prints) to this file"),
         ] = None,
     ) -> None:
-        """Run a job end to end: plan, process every group, aggregate; print the result."""
+        """Run a job end to end: plan, process every group, aggregate; print the result.
+
+        With --local the job runs on this machine and everything it leaves is copied to
+        the run folder (--output): result.json (a manifest, usable as the next run's
+        source), value.json, outputs/, ledger.json and logs/.
+        """
         spec = spec_from_arguments(
             source_or_spec, processor=processor, shell=shell, options=option or [], per=per,
             reducer=reducer, target_size=target_size, target_records=target_records,
             groups=groups, max_files=max_files, tolerate=tolerate, job_id=job_id,
-            default_groups=4 * workers if local else None,
+            default_groups=4 * workers if local else None, include=include, exclude=exclude,
+            count_records=count_records,
         )  # fmt: skip
         the_job_id = spec.job_id or new_job_id()
-        with ExitStack() as stack:
+        folder: RunFolder | None = None
+        # Before the emulator or the execution starts: a mistake costs a fraction of a second.
+        # A deployed job's code lives in the Lambda layer or the image, not necessarily here.
+        check_job(spec, import_from=Path.cwd(), import_code=local)
+        if local:
+            folder = RunFolder(output.resolve()) if output else RunFolder.default(the_job_id)
+            if spec.output is None:  # outputs straight to disk, not into the emulator
+                spec = spec.model_copy(update={"output": str(folder.outputs)})
+        try:
+            result = _run(spec, the_job_id, folder, workers=workers, quiet=as_json,
+                          timeout=timeout, report=report, state_machine=state_machine,
+                          ledger_table=ledger_table)  # fmt: skip
+        except KeyboardInterrupt:
             if local:
-                from parceler.local.session import LocalSession
-
-                with err_console.status("starting the local AWS emulator and workers…"):
-                    session = stack.enter_context(LocalSession(workers=workers))
-                machine, table = session.stack.state_machine_arn, session.stack.ledger_table
+                err_console.print(
+                    f"parceler: job {the_job_id} abandoned (Ctrl-C): the local emulator and its "
+                    "workers are stopped; nothing more will run.",
+                    highlight=False,
+                )
             else:
-                machine = state_machine or _required_env(
-                    "PARCELER_STATE_MACHINE_ARN", "--state-machine"
+                err_console.print(
+                    f"parceler: stopped following job {the_job_id}; it keeps running on the "
+                    f"stack. Stop it with `parceler cancel {the_job_id}`.",
+                    highlight=False,
                 )
-                table = ledger_table or _required_env("PARCELER_LEDGER_TABLE", "--ledger-table")
-            ledger = Ledger(table)
-            arn = start_job(spec, the_job_id, machine)
-            result = _follow_with_progress(
-                arn, the_job_id, ledger, quiet=as_json, timeout=timeout, enforce_quotas=local
-            )
-            # Read the whole value while the work area exists (the local one ends with us).
-            saved = (
-                {**result.to_json(), "result": read_value(result.value_uri, None)}
-                if save_result
-                else None
-            )
-            if report is not None:
-                job = ledger.get_job(the_job_id)
-                report.parent.mkdir(parents=True, exist_ok=True)
-                report.write_text(
-                    render_html(build_report(job, list(ledger.list_groups(the_job_id))))
-                )
+            raise typer.Exit(130) from None
+        document = result_document(result, folder)
+        text = json.dumps(document, indent=2)
+        if folder is not None:
+            folder.run_document.write_text(text, encoding="utf-8")
         if save_result is not None:
             save_result.parent.mkdir(parents=True, exist_ok=True)
-            save_result.write_text(json.dumps(saved, indent=2), encoding="utf-8")
+            save_result.write_text(text, encoding="utf-8")
         if as_json:
-            typer.echo(json.dumps(result.to_json()))
+            typer.echo(json.dumps(document))
         else:
-            print_result(Console(), result, report)
+            print_result(Console(), result, report, folder)
         if not result.succeeded:
             raise typer.Exit(1)
+
+
+def _run(
+    spec: JobSpec,
+    job_id: str,
+    folder: RunFolder | None,
+    *,
+    workers: int,
+    quiet: bool,
+    timeout: float | None,
+    report: Path | None,
+    state_machine: str | None,
+    ledger_table: str | None,
+) -> JobResult:
+    """Start and follow the job; for a local one, save its run folder before the emulator stops."""
+    with ExitStack() as stack:
+        if folder is not None:
+            from parceler.local.session import LocalSession
+
+            started = time.monotonic()
+            with err_console.status("starting the local AWS emulator and workers…"):
+                session = stack.enter_context(LocalSession(workers=workers, log_dir=folder.logs))
+            if not err_console.is_terminal and not quiet:
+                err_console.print(
+                    f"{job_id}: local emulator and {workers} worker(s) started in "
+                    f"{time.monotonic() - started:.1f} s",
+                    highlight=False,
+                )
+            machine, table = session.stack.state_machine_arn, session.stack.ledger_table
+        else:
+            machine = state_machine or _required_env(
+                "PARCELER_STATE_MACHINE_ARN", "--state-machine"
+            )
+            table = ledger_table or _required_env("PARCELER_LEDGER_TABLE", "--ledger-table")
+        ledger = Ledger(table)
+        arn = start_job(spec, job_id, machine)
+        # The local emulator answers a poll in milliseconds: poll often, end sooner.
+        poll = LOCAL_POLL_SECONDS if folder is not None else DEPLOYED_POLL_SECONDS
+        result = _follow_with_progress(
+            arn, job_id, ledger, quiet=quiet, timeout=timeout, poll_seconds=poll,
+            enforce_quotas=folder is not None,
+        )  # fmt: skip
+        if folder is not None:  # the emulator's buckets and table end with this block
+            folder.save_ledger(table, job_id)
+            folder.save_result(result.result_uri, result.value_uri)
+        if report is not None:
+            job = ledger.get_job(job_id)
+            report.parent.mkdir(parents=True, exist_ok=True)
+            report.write_text(render_html(build_report(job, list(ledger.list_groups(job_id)))))
+    return result
+
+
+def result_document(result: JobResult, folder: RunFolder | None) -> dict[str, Any]:
+    """What ``--json`` prints and ``--save-result`` writes: the result, and for a local run
+    the run folder's paths in place of the vanished work area's URIs."""
+    document = result.to_json()
+    if folder is None:
+        return document
+    document["run_folder"] = str(folder.path)
+    document["result_uri"] = str(folder.result_summary) if folder.result_summary.is_file() else None
+    document["value_uri"] = str(folder.value) if folder.value.is_file() else None
+    document["outputs"] = str(folder.outputs) if folder.outputs.is_dir() else None
+    return document
 
 
 def _required_env(name: str, option: str) -> str:
@@ -259,64 +377,197 @@ def _required_env(name: str, option: str) -> str:
     return value
 
 
+# Without a terminal (CI, `2>log`) the bar cannot redraw: a plain line this often instead.
+PLAIN_PROGRESS_SECONDS = 5.0
+LOCAL_POLL_SECONDS = 0.1
+DEPLOYED_POLL_SECONDS = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """One poll of a followed job, as the progress display needs it."""
+
+    status: str
+    n_groups: int | None
+    n_succeeded: int
+    n_failed: int
+    elapsed: float
+
+    @classmethod
+    def of(cls, status: str, job: JobItem | None, elapsed: float) -> _Seen:
+        if job is None:
+            return cls(status, None, 0, 0, elapsed)
+        return cls(status, job.n_groups, job.n_succeeded, job.n_failed, elapsed)
+
+
 def _follow_with_progress(
-    arn: str,
-    job_id: str,
-    ledger: Ledger,
-    *,
-    quiet: bool,
-    timeout: float | None,
-    enforce_quotas: bool = False,
-) -> JobResult:
+    arn: str, job_id: str, ledger: Ledger, *, quiet: bool, timeout: float | None,
+    poll_seconds: float, enforce_quotas: bool = False,
+) -> JobResult:  # fmt: skip
+    if not quiet and not err_console.is_terminal:
+        return _follow_plain(arn, job_id, ledger, timeout=timeout, poll_seconds=poll_seconds,
+                             enforce_quotas=enforce_quotas)  # fmt: skip
     columns = (
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[failed]} failed"), TextColumn("{task.fields[rate]}"),
-        TextColumn("ETA {task.fields[eta]}"), TimeElapsedColumn(),
+        TextColumn("{task.fields[eta]}"), TextColumn("elapsed"), TimeElapsedColumn(),
     )  # fmt: skip
     with Progress(*columns, console=err_console, disable=quiet, transient=False) as bar:
-        task = bar.add_task(f"{job_id}: planning", total=None, failed=0, rate="", eta="—")
+        task = bar.add_task(f"{job_id}: planning", total=None, failed=0, rate="", eta="")
 
         def show(status: str, job: JobItem | None, elapsed: float) -> None:
-            if job is None or job.n_groups is None:
+            seen = _Seen.of(status, job, elapsed)
+            if seen.n_groups is None:
                 bar.update(task, description=f"{job_id}: planning")
                 return
-            done = job.n_succeeded + job.n_failed
-            rate = done / elapsed if elapsed > 0 else 0.0
-            left = job.n_groups - done
-            eta = f"{left / rate:.0f}s" if rate > 0 and left > 0 else "—"
-            phase = "groups" if left > 0 else ("aggregating" if status == "RUNNING" else "done")
-            bar.update(task, description=f"{job_id}: {phase}", total=job.n_groups, completed=done,
-                       failed=job.n_failed, rate=f"{rate:.1f} groups/s", eta=eta)  # fmt: skip
+            done = seen.n_succeeded + seen.n_failed
+            rate = done / seen.elapsed if seen.elapsed > 0 else 0.0
+            left = seen.n_groups - done
+            eta = f"ETA {left / rate:.0f}s" if rate > 0 and left > 0 else ""
+            bar.update(task, description=f"{job_id}: {_phase(seen)}", total=seen.n_groups,
+                       completed=done, failed=seen.n_failed, rate=f"{rate:.1f} groups/s",
+                       eta=eta)  # fmt: skip
 
-        return follow(
-            arn, job_id, ledger, on_progress=show, timeout_seconds=timeout,
-            enforce_quotas=enforce_quotas,
-        )  # fmt: skip
+        return follow(arn, job_id, ledger, on_progress=show, timeout_seconds=timeout,
+                      poll_seconds=poll_seconds, enforce_quotas=enforce_quotas)  # fmt: skip
 
 
-def print_result(console: Console, result: JobResult, report: Path | None) -> None:
-    """The end-of-job summary table, the reducer's value, and failures."""
+def _phase(seen: _Seen) -> str:
+    if seen.n_groups is None:
+        return "planning"
+    if seen.n_succeeded + seen.n_failed < seen.n_groups:
+        return "groups"
+    return "aggregating" if seen.status == "RUNNING" else "done"
+
+
+def _follow_plain(
+    arn: str, job_id: str, ledger: Ledger, *, timeout: float | None, poll_seconds: float,
+    enforce_quotas: bool = False,
+) -> JobResult:  # fmt: skip
+    """Follow with one progress line every few seconds and a last one with the elapsed time."""
+    last = [-PLAIN_PROGRESS_SECONDS]
+
+    def line(seen: _Seen) -> str:
+        groups = (
+            f"{seen.n_succeeded + seen.n_failed}/{seen.n_groups} groups done, "
+            f"{seen.n_failed} failed, "
+            if seen.n_groups is not None
+            else ""
+        )
+        return f"{job_id}: {_phase(seen)}: {groups}{seen.elapsed:.1f} s elapsed"
+
+    def show(status: str, job: JobItem | None, elapsed: float) -> None:
+        seen = _Seen.of(status, job, elapsed)
+        if seen.status in TERMINAL:
+            err_console.print(line(seen), highlight=False, soft_wrap=True)
+        elif seen.elapsed - last[0] >= PLAIN_PROGRESS_SECONDS:
+            last[0] = seen.elapsed
+            err_console.print(line(seen), highlight=False, soft_wrap=True)
+
+    return follow(arn, job_id, ledger, on_progress=show, timeout_seconds=timeout,
+                  poll_seconds=poll_seconds, enforce_quotas=enforce_quotas)  # fmt: skip
+
+
+def print_result(
+    console: Console, result: JobResult, report: Path | None, folder: RunFolder | None = None
+) -> None:
+    """The end-of-job summary table, failures grouped by error, and the reducer's value."""
     style = "green" if result.succeeded else "red"
     table = Table(title=f"job {result.job_id}", show_header=False, title_justify="left")
     table.add_column(style="bold")
-    table.add_column()
+    table.add_column(overflow="fold")  # paths whole, for copy and paste
     table.add_row("status", f"[{style}]{result.status}[/]")
     table.add_row(
         "groups",
         f"{result.groups_succeeded} succeeded, {result.groups_failed} failed of {result.n_groups}",
     )
     table.add_row("time", f"{result.seconds:.1f} s")
-    table.add_row("result", result.result_uri or "—")
+    if folder is not None:
+        table.add_row("run folder", str(folder.path))
+        if folder.result_summary.is_file():
+            table.add_row("result", f"{folder.result_summary} (a manifest: the next run's source)")
+        if folder.value.is_file():
+            table.add_row("value", str(folder.value))
+        if folder.outputs.is_dir():
+            table.add_row("outputs", str(folder.outputs))
+    else:
+        table.add_row("result", result.result_uri or "—")
     if report is not None:
         table.add_row("report", str(report))
-    if result.error:
-        table.add_row("error", f"{result.error}: {(result.cause or '')[:500]}")
-    console.print(table)
-    for failure in result.failed_groups[:10]:
-        console.print(f"  [red]group {failure.index}[/]: {failure.error}: "
-                      f"{(failure.cause or '')[:300]}", highlight=False)  # fmt: skip
-    if result.result is not None:
+    if result.error and not result.failed_groups:
+        table.add_row("error", f"{result.error}: {(result.cause or '')[:2000]}")
+    console.print(table, soft_wrap=True)
+    print_failures(console, result.job_id, result.failed_groups, folder)
+    if result.succeeded and result.result is not None:
         console.print(value_table(result.result))
+        if folder is not None and folder.value.is_file():
+            console.print(f"(the whole value: {folder.value})", highlight=False, soft_wrap=True)
+
+
+@dataclass
+class FailureKind:
+    """Failed groups that share one error: the first one's cause stands for all."""
+
+    error: str
+    summary: str
+    cause: str
+    groups: list[int] = field(default_factory=list)
+
+
+def failure_kinds(failed_groups: list[FailedGroup]) -> list[FailureKind]:
+    """Group failures by distinct error, most frequent first.
+
+    Two failures are the same error when their error type, the exception type ending
+    the traceback and the innermost frame (file and line) agree: the file or value named
+    in the message differs from group to group, the code that raised does not. A cause
+    without a traceback is its own text.
+    """
+    kinds: dict[tuple[str, ...], FailureKind] = {}
+    for failure in failed_groups:
+        error = failure.error or "error"
+        cause = failure.cause or ""
+        lines = [line.strip() for line in cause.strip().splitlines() if line.strip()]
+        summary = (lines[-1] if lines else "").partition(" Fix: ")[0]  # the fix: in the cause
+        frames = [line for line in lines if line.startswith('File "')]
+        key = (error, summary.partition(":")[0], frames[-1]) if frames else (error, summary)
+        kind = kinds.setdefault(key, FailureKind(error, summary, cause))
+        kind.groups.append(failure.index)
+    return sorted(kinds.values(), key=lambda k: -len(k.groups))
+
+
+_EXAMPLE_GROUPS = 5
+_LOG_TAIL_LINES = 10
+
+
+def print_failures(
+    console: Console, job_id: str, failed_groups: list[FailedGroup], folder: RunFolder | None
+) -> None:
+    """One block per distinct error: count, example groups, one cause, the log's tail."""
+    for kind in failure_kinds(failed_groups):
+        examples = ", ".join(map(str, sorted(kind.groups)[:_EXAMPLE_GROUPS]))
+        more = " …" if len(kind.groups) > _EXAMPLE_GROUPS else ""
+        noun = "group" if len(kind.groups) == 1 else "groups"
+        console.print(
+            f"[red]{len(kind.groups)} {noun} failed[/] with {kind.error}: {kind.summary}"
+            f"  (groups {examples}{more})",
+            highlight=False,
+            soft_wrap=True,
+        )
+        console.print(kind.cause, highlight=False, soft_wrap=True, markup=False)
+        if folder is not None:
+            tail = [line for log in folder.group_logs(kind.groups[0]) for line in log.lines]
+            if tail:
+                console.print(
+                    f"  last lines of group {kind.groups[0]}'s log "
+                    f"(`parceler logs {job_id} --group {kind.groups[0]}`):",
+                    highlight=False,
+                )
+                console.print(
+                    "\n".join("    " + line for line in tail[-_LOG_TAIL_LINES:]),
+                    highlight=False,
+                    soft_wrap=True,
+                    markup=False,
+                )
 
 
 def value_table(value: Any, limit: int = 25) -> Table | str:
@@ -351,5 +602,5 @@ def value_table(value: Any, limit: int = 25) -> Table | str:
             number = value[key]
             table.add_row(str(key), f"{number:,}" if isinstance(number, int) else f"{number:,.4g}")
         return table
-    text = json.dumps(value, indent=2)
-    return text if len(text) < 4000 else text[:4000] + "\n…"
+    lines = json.dumps(value, indent=2).splitlines()
+    return "\n".join(lines if len(lines) <= limit else [*lines[:limit], "…"])

@@ -13,10 +13,9 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from parceler.aws.ledger import Ledger
 from parceler.cli import friendly_errors
+from parceler.cli.job_state import RunDirOption, read_job_state
 from parceler.progress import Progress, progress
-from parceler.settings import LedgerSettings
 from parceler.units import format_size
 
 
@@ -89,17 +88,25 @@ def register(app: typer.Typer) -> None:
         ledger_table: Annotated[
             str | None, typer.Option(help="ledger table (default: $PARCELER_LEDGER_TABLE)")
         ] = None,
-        watch: Annotated[bool, typer.Option(help="refresh until every group is done")] = False,
+        watch: Annotated[
+            bool, typer.Option("--watch", metavar="", help="refresh until every group is done")
+        ] = False,
         interval: Annotated[float, typer.Option(min=0.1, help="seconds between refreshes")] = 2.0,
-        as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+        as_json: Annotated[
+            bool, typer.Option("--json", metavar="", help="print one JSON object")
+        ] = False,
+        run_dir: RunDirOption = None,
     ) -> None:
-        """Show a job's groups: pending/running/succeeded/failed, progress, ETA and errors."""
-        table = ledger_table or LedgerSettings.from_env().ledger_table
-        ledger = Ledger(table)
+        """Show a job's groups: pending/running/succeeded/failed, progress, ETA and errors.
+
+        Reads the deployed ledger, or after a local run the state saved in its run folder.
+        """
 
         def snapshot() -> Progress:
-            job = ledger.get_job(job_id)
-            return progress(job, list(ledger.list_groups(job_id)), time.time())
+            state = read_job_state(job_id, ledger_table, run_dir)
+            # A saved run is over: measure it up to its last update, not to now.
+            now = (state.job.updated_at or time.time()) if state.folder else time.time()
+            return progress(state.job, state.groups, now)
 
         current = snapshot()
         if as_json:

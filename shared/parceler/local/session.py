@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -64,7 +65,8 @@ class LocalSession:
         workers: worker processes (each reused for many groups).
         visibility_seconds: the work queues' visibility timeout (heartbeats extend it).
         max_receive_count: deliveries before a message moves to its DLQ.
-        log_dir: where worker processes write their logs (default: a temp folder).
+        log_dir: where worker processes write their logs (default: a temporary folder,
+            removed on exit).
     """
 
     def __init__(
@@ -80,7 +82,10 @@ class LocalSession:
         self.n_workers = workers
         self.visibility_seconds = visibility_seconds
         self.max_receive_count = max_receive_count
+        # A folder made here is ours to remove; a caller's (the run folder) is kept.
+        self._temporary_log_dir = log_dir is None
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="parceler-local-"))
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         self.aws = LocalAws()
         self._stack: LocalStack | None = None
         self._workers: list[subprocess.Popen[bytes]] = []
@@ -97,6 +102,10 @@ class LocalSession:
         return self._stack
 
     def __enter__(self) -> Self:
+        if not os.environ.get("PARCELER_DEBUG"):
+            # moto logs every failed state (with object reprs) at ERROR: the job's own
+            # result already says what failed, in parceler's words.
+            logging.getLogger("moto").setLevel(logging.CRITICAL)
         self.aws.start()
         try:
             self._stack = create_local_stack(
@@ -130,7 +139,8 @@ class LocalSession:
         self._start_workers(self.stack, count)
 
     def _start_workers(self, stack: LocalStack, count: int) -> None:
-        env = {**os.environ, **self.aws.env(), **stack.env("worker")}
+        # Unbuffered: a processor's prints land between its group's log markers.
+        env = {**os.environ, **self.aws.env(), **stack.env("worker"), "PYTHONUNBUFFERED": "1"}
         command = [
             sys.executable, "-m", "parceler", "worker",
             "--queue", stack.lambda_queue_url, "--queue", stack.container_queue_url,
@@ -258,3 +268,5 @@ class LocalSession:
         if self._drain is not None:
             self._drain.join(timeout=5)
         self.aws.stop()
+        if self._temporary_log_dir:
+            shutil.rmtree(self.log_dir, ignore_errors=True)
