@@ -23,7 +23,7 @@ from parceler import aws
 from parceler.aws import ledger
 from parceler.aws.ledger import Ledger
 from parceler.container_worker import RunnerOptions, run_loop
-from parceler.planner import plan
+from parceler.planner import plan_and_send
 from parceler.settings import PlannerSettings, WorkerSettings
 from parceler.spec import JobSpec
 
@@ -119,7 +119,7 @@ def main() -> None:
         counter = CallCounter()
         counter.attach()
         started = time.perf_counter()
-        plan(spec, "bench", settings)
+        plan_and_send(spec, "bench", settings)
         plan_seconds = time.perf_counter() - started
         plan_calls = counter.take()
 

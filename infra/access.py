@@ -27,6 +27,9 @@ TRIGGER_DENIED_ACTIONS = ("s3:PutObject",)
 #: ``ConditionCheckItem``); DynamoDB has no IAM action of that name.
 GROUP_LEDGER_ACTIONS = ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem")
 
+#: The waiter stores the task token on the job item and reads every shard counter at once.
+WAITER_LEDGER_ACTIONS = ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem")
+
 #: What a worker or dead-letter role does with the job state machine: signal the end of a
 #: job it finished (the completion signal replaces polling).
 TASK_SIGNAL_ACTIONS = ("states:SendTaskSuccess", "states:SendTaskFailure")
@@ -83,6 +86,11 @@ def deny_trigger_writes(trigger_objects: Sequence[str]) -> iam.PolicyStatement:
 def group_ledger(table_arn: str) -> iam.PolicyStatement:
     """Item-level calls on the ledger: no Scan, Query, PutItem, DeleteItem or batch calls."""
     return iam.PolicyStatement(actions=list(GROUP_LEDGER_ACTIONS), resources=[table_arn])
+
+
+def waiter_ledger(table_arn: str) -> iam.PolicyStatement:
+    """The waiter's item-level ledger calls (no Scan, Query or writes of groups)."""
+    return iam.PolicyStatement(actions=list(WAITER_LEDGER_ACTIONS), resources=[table_arn])
 
 
 def signal_tasks(state_machine_arn: str) -> iam.PolicyStatement:

@@ -26,6 +26,7 @@ from infra.access import (
     objects,
     read_objects,
     signal_tasks,
+    waiter_ledger,
     write_objects,
 )
 from infra.container_workers import ContainerWorkers, worker_image_from_source
@@ -67,7 +68,7 @@ VISIBILITY_PER_TIMEOUT = 6
 #: The dead-letter and starter functions do one small ledger or Step Functions call.
 SMALL_FUNCTION_TIMEOUT_SECONDS = 60
 
-ROLES = ("planner", "worker", "aggregator", "dead_letter", "starter")
+ROLES = ("planner", "worker", "aggregator", "waiter", "dead_letter", "starter")
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,9 +271,19 @@ class Parceler(Construct):
             settings.aggregator_timeout_seconds,
             extra_layers=processor_layers,
         ).function
+        self.waiter = self._role_function(
+            "waiter",
+            ledger_env,
+            settings.small_function_memory_mb,
+            SMALL_FUNCTION_TIMEOUT_SECONDS,
+        ).function
         self.dead_letter = self._role_function(
             "dead_letter",
-            ledger_env,
+            {
+                **ledger_env,
+                ENV_LAMBDA_QUEUE_URL: self.lambda_queue.queue.queue_url,
+                ENV_CONTAINER_QUEUE_URL: self.container_queue.queue.queue_url,
+            },
             settings.small_function_memory_mb,
             SMALL_FUNCTION_TIMEOUT_SECONDS,
         ).function
@@ -292,8 +303,12 @@ class Parceler(Construct):
                     report_batch_item_failures=True,
                 )
             )
-        self.lambda_queue.queue.grant_send_messages(self.planner)
-        self.container_queue.queue.grant_send_messages(self.planner)
+        # The planner sends every group; the dead-letter handler sends back a group whose
+        # lease is live; a worker replaces a delivery it did not use with a fresh copy.
+        for sender in (self.planner, self.dead_letter):
+            self.lambda_queue.queue.grant_send_messages(sender)
+            self.container_queue.queue.grant_send_messages(sender)
+        self.lambda_queue.queue.grant_send_messages(self.worker)
 
     # --- Fargate workers -------------------------------------------------------------
 
@@ -326,7 +341,9 @@ class Parceler(Construct):
             definition_file=self._layout.definition_file,
             planner=self.planner,
             aggregator=self.aggregator,
+            waiter=self.waiter,
             ledger=self.ledger.table,
+            work_bucket=self.work_bucket.bucket,
             log_retention=self._retention,
             log_level=sfn.LogLevel(self.settings.state_machine_log_level),
             include_execution_data=self.settings.log_execution_data,
@@ -412,6 +429,7 @@ class Parceler(Construct):
             self._allow(grantee, group_ledger(table.table_arn), "claims and commits")
             self._allow(grantee, signal_tasks(state_machine_arn), "completion signals")
             _role_of(grantee).add_to_principal_policy(deny_trigger_writes(trigger_objects))
+        self.container_queue.queue.grant_send_messages(task_role)
         cluster = self.container_workers.cluster
         protection = Stack.of(self).format_arn(
             service="ecs",
@@ -430,6 +448,12 @@ class Parceler(Construct):
         self._allow(self.dead_letter, read_objects([work_area]), "a dead message's summary")
         self._allow(self.dead_letter, group_ledger(table.table_arn), "marking a group FAILED")
         self._allow(self.dead_letter, signal_tasks(state_machine_arn), "completion signals")
+
+        # The waiter stores the task token and recounts the job's shard counters.
+        self._allow(self.waiter, waiter_ledger(table.table_arn), "token and shard counters")
+        self._allow(
+            self.waiter, signal_tasks(self.job_state_machine.arn_by_name), "completion signals"
+        )
 
         # The starter reads the job file that triggered it, and starts one execution.
         self.job_state_machine.state_machine.grant_start_execution(self.starter)

@@ -12,6 +12,7 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from parceler import aws
 
@@ -87,3 +88,9 @@ def bucket(moto: str) -> str:
     name = "parceler-test"
     aws.client("s3").create_bucket(Bucket=name)
     return name
+
+
+# Property tests assert behaviour, never speed: on a loaded 2-core machine a case can take
+# longer than hypothesis's default 200 ms deadline without anything being wrong.
+hypothesis_settings.register_profile("parceler", deadline=None)
+hypothesis_settings.load_profile("parceler")

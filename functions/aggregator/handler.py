@@ -7,7 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from parceler.aggregator import finalize, reduce_batch
+from parceler.aggregator import finalize, prepare, reduce_batch
 from parceler.errors import SpecError
 from parceler.settings import AggregatorSettings
 
@@ -21,19 +21,23 @@ def settings() -> AggregatorSettings:
 def handler(event: dict[str, Any], context: LambdaContext) -> Any:
     action = event.get("action") if isinstance(event, dict) else None
     try:
+        if action == "prepare":
+            return prepare(str(event["job_id"]), settings()).to_json()
         if action == "reduce_batch":
-            return reduce_batch(
+            batch = event["batch"]
+            uri = reduce_batch(
                 str(event["job_id"]),
-                int(event["batch_index"]),
-                int(event["first_group"]),
-                int(event["n_groups"]),
+                int(batch["batch"]),
+                int(batch["first_group"]),
+                int(batch["n_groups"]),
                 settings(),
             )
+            return {"partial_uri": uri}
         if action == "finalize":
-            return finalize(str(event["job_id"]), list(event["partials"]), settings()).to_json()
-    except KeyError as exc:
+            return finalize(str(event["job_id"]), int(event["n_batches"]), settings()).to_json()
+    except (KeyError, TypeError) as exc:
         raise SpecError(f"aggregator event for {action!r} lacks {exc}.") from exc
     raise SpecError(
-        f"aggregator action {action!r} is not 'reduce_batch' or 'finalize'.",
-        "the state machine sends {'action': 'reduce_batch' | 'finalize', ...}.",
+        f"aggregator action {action!r} is not 'prepare', 'reduce_batch' or 'finalize'.",
+        "the state machine sends {'action': 'prepare' | 'reduce_batch' | 'finalize', ...}.",
     )

@@ -1,4 +1,5 @@
-"""Planner Lambda: {job_id, spec} → plan the job → {job_id, n_groups, batches, poll_seconds}."""
+"""Planner Lambda: ``plan`` (spec → plan, counts and URIs) or ``write_slice`` (one slice's
+group manifests, ledger items and messages)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from parceler.errors import SpecError
-from parceler.planner import plan
+from parceler.planner import plan, write_slice
 from parceler.settings import PlannerSettings
 from parceler.spec import parse_spec
 
@@ -20,10 +21,20 @@ def settings() -> PlannerSettings:
 
 
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if not isinstance(event, dict) or "job_id" not in event or "spec" not in event:
-        raise SpecError("the planner needs an event {'job_id': ..., 'spec': {...}}.")
-    spec = parse_spec(event["spec"])
+    if not isinstance(event, dict) or "job_id" not in event:
+        raise SpecError("the planner needs an event {'action': ..., 'job_id': ..., ...}.")
     job_id = str(event["job_id"])  # the execution name: the state machine keys the ledger by it
+    action = event.get("action", "plan")
+    if action == "write_slice" and "slice" in event:
+        n = write_slice(job_id, int(event["slice"]), settings())
+        return {"job_id": job_id, "slice": int(event["slice"]), "n_groups": n}
+    if action != "plan" or "spec" not in event:
+        raise SpecError(
+            f"planner action {action!r} with keys {sorted(event)} is not understood.",
+            "the state machine sends {'action': 'plan', 'job_id', 'spec'} or "
+            "{'action': 'write_slice', 'job_id', 'slice'}.",
+        )
+    spec = parse_spec(event["spec"])
     if spec.job_id is not None and spec.job_id != job_id:
         raise SpecError(
             f"the spec's job_id {spec.job_id!r} differs from the execution name {job_id!r}.",

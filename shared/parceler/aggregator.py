@@ -1,12 +1,16 @@
-"""Reduce committed group results into the job result: batches (the Map), then a final reduce.
+"""Reduce committed group results into the job result: batches (a Distributed Map), then a
+final reduce.
 
-A two-level tree. :func:`reduce_batch` (one Map item) reads the committed results of a
-contiguous run of groups, reduces their values with the job's reducer and concatenates
-their output tables into a *partial* manifest (``JobArea.partial``).
-:func:`finalize` reduces the partials into the job result manifest (``JobArea.result``,
-+ ``result_value``), decides the outcome against ``limits.tolerated_failure_percent``
-and records it in the ledger. The reducer is associative, so the tree gives the same value
-as a flat reduce.
+A two-level tree, driven from S3 so that no state carries a list (docs/quotas.md).
+:func:`prepare` writes the item file (``JobArea.aggregation_batches``: one item per
+:data:`AGGREGATION_BATCH` groups) that the ``ReduceBatches`` Distributed Map reads;
+:func:`reduce_batch` (one child execution) reads the committed results of its groups,
+reduces their values with the job's reducer and concatenates their output tables into a
+*partial* manifest (``JobArea.partial``). :func:`finalize` reads the partials by index,
+reduces them into the job result manifest (``JobArea.result``, + ``result_value``, +
+``failures`` listing every failed group), decides the outcome against
+``limits.tolerated_failure_percent``, records it in the ledger and returns counts and URIs
+only. The reducer is associative, so the tree gives the same value as a flat reduce.
 
 Only committed attempts count: a group contributes iff its ledger item is SUCCEEDED with a
 ``result_uri`` (the committed attempt's result manifest). Any other group is a failure,
@@ -15,8 +19,9 @@ listed with its error. Both steps are idempotent: re-running rewrites the same o
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +41,10 @@ from parceler.workarea import JobArea
 
 log = logging.getLogger(__name__)
 
+AGGREGATION_BATCH = 100
+"""Groups per ``ReduceBatches`` child: 100 ledger reads and 200 S3 GETs (docs/quotas.md)."""
+READERS = 16
+"""Threads reading result manifests (the work is waiting on S3 GETs)."""
 MAX_LISTED_FAILURES = 1_000
 """At most this many failed groups are listed (the counts are always exact)."""
 _MAX_CAUSE = 1_000
@@ -53,18 +62,54 @@ class JobOutcome:
     failed_groups: list[FailedGroup]
     result_uri: str
     value_uri: str | None
+    failures_uri: str | None
 
     def to_json(self) -> dict[str, Any]:
+        """Counts and URIs only: this is a task result in the execution's history (the
+        failed groups are in the result manifest and ``failures_uri``)."""
         return {
             "status": self.status,
             "within_tolerance": self.within_tolerance,
             "n_groups": self.n_groups,
             "groups_succeeded": self.groups_succeeded,
             "groups_failed": self.groups_failed,
-            "failed_groups": [f.to_details() for f in self.failed_groups],
             "result_uri": self.result_uri,
             "value_uri": self.value_uri,
+            "failures_uri": self.failures_uri,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class AggregationItems:
+    """Where :func:`prepare` wrote the ``ReduceBatches`` item file, and how many items."""
+
+    bucket: str
+    key: str
+    n_batches: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"bucket": self.bucket, "key": self.key, "n_batches": self.n_batches}
+
+
+def aggregation_batches(n_groups: int, size: int = AGGREGATION_BATCH) -> list[dict[str, int]]:
+    """The ``ReduceBatches`` items: contiguous runs of ``size`` groups (the last may be shorter)."""
+    return [
+        {"batch": b, "first_group": first, "n_groups": min(size, n_groups - first)}
+        for b, first in enumerate(range(0, n_groups, size))
+    ]
+
+
+def prepare(job_id: str, settings: AggregatorSettings) -> AggregationItems:
+    """Write the item file of the ``ReduceBatches`` Distributed Map and mark the job
+    AGGREGATING. Idempotent."""
+    ledger = Ledger(settings.ledger_table)
+    job = ledger.get_job(job_id)
+    ledger.mark_job(job_id, "AGGREGATING", expected=["RUNNING", "PLANNING"])
+    items = aggregation_batches(int(job.n_groups or 0))
+    uri = JobArea(settings.work_bucket, job_id).aggregation_batches
+    storage.write_bytes(uri, json.dumps(items).encode(), content_type="application/json")
+    where = storage.parse_uri(uri)
+    return AggregationItems(bucket=where.bucket, key=where.key, n_batches=len(items))
 
 
 def reduce_batch(
@@ -86,23 +131,28 @@ def reduce_batch(
         ProcessorError: the reducer cannot merge the values.
     """
     ledger = Ledger(settings.ledger_table)
-    ledger.mark_job(job_id, "AGGREGATING", expected=["RUNNING"])
     area = JobArea(settings.work_bucket, job_id)
     reducer = reducer_of(read_spec(area))
-    group_values: list[Any] = []
-    tables: list[pa.Table] = []
-    failed: list[FailedGroup] = []
-    succeeded = 0
-    for index in range(first_group, first_group + n_groups):
-        group = ledger.get_group(job_id, index)
-        if group is None or group.status != SUCCEEDED or not group.result_uri:
-            failed.append(_failure(index, group))
-            continue
-        manifest = read_manifest(group.result_uri)
-        tables.append(manifest.table)
-        result = GroupResultDetails.of(manifest.summary, group.result_uri)
-        group_values.append(values.value_of(result, group.result_uri))
-        succeeded += 1
+    indices = list(range(first_group, first_group + n_groups))
+    groups = ledger.get_groups(job_id, indices)
+    committed = [
+        g.result_uri
+        for i in indices
+        if (g := groups.get(i)) is not None and g.status == SUCCEEDED and g.result_uri
+    ]
+    failed = [
+        _failure(i, g)
+        for i in indices
+        if (g := groups.get(i)) is None or g.status != SUCCEEDED or not g.result_uri
+    ]
+    with ThreadPoolExecutor(max_workers=READERS) as threads:
+        manifests = list(threads.map(read_manifest, committed))
+    tables = [m.table for m in manifests]
+    group_values = [
+        values.value_of(GroupResultDetails.of(m.summary, uri), uri)
+        for m, uri in zip(manifests, committed, strict=True)
+    ]
+    succeeded = len(committed)
     uri = area.partial(batch_index)
     value = reduce_values(reducer, group_values)
     details = PartialDetails(
@@ -119,13 +169,15 @@ def reduce_batch(
     return uri
 
 
-def finalize(job_id: str, partials: Sequence[str], settings: AggregatorSettings) -> JobOutcome:
-    """Reduce the partial manifests into the job result and record the outcome.
+def finalize(job_id: str, n_batches: int, settings: AggregatorSettings) -> JobOutcome:
+    """Reduce the partial manifests of batches ``0 .. n_batches - 1`` into the job result
+    and record the outcome.
 
     Writes ``jobs/{job}/result.json|.parquet`` (every committed output file; details carry
-    the counts, the failed groups and the value or ``value_uri``) with ``parent_fingerprint``
-    = the master manifest's fingerprint, and ``result-value.json`` when the value is not
-    None. Marks the job SUCCEEDED, or FAILED with ``error``/``cause``, when more than
+    the counts, the first :data:`MAX_LISTED_FAILURES` failed groups, ``failures_uri`` and
+    the value or ``value_uri``) with ``parent_fingerprint`` = the master manifest's
+    fingerprint, ``failures.json`` (every failed group) when any failed, and
+    ``result-value.json`` when the value is not None. Marks the job SUCCEEDED, or FAILED with ``error``/``cause``, when more than
     ``limits.tolerated_failure_percent`` of its groups failed.
 
     Returns:
@@ -140,8 +192,10 @@ def finalize(job_id: str, partials: Sequence[str], settings: AggregatorSettings)
     tables: list[pa.Table] = []
     failed: list[FailedGroup] = []
     succeeded = 0
-    for uri in partials:
-        manifest = read_manifest(uri)
+    uris = [area.partial(b) for b in range(n_batches)]
+    with ThreadPoolExecutor(max_workers=READERS) as threads:
+        manifests = list(threads.map(read_manifest, uris))
+    for uri, manifest in zip(uris, manifests, strict=True):
         partial = PartialDetails.of(manifest.summary, uri)
         if partial.job_id != job_id:
             raise ManifestError(f"partial {uri} belongs to job {partial.job_id!r}, not {job_id!r}.")
@@ -167,13 +221,20 @@ def finalize(job_id: str, partials: Sequence[str], settings: AggregatorSettings)
         )
     else:
         placed = {"value": None}
-    listed = sorted(failed, key=lambda f: f.index)[:MAX_LISTED_FAILURES]
+    failed.sort(key=lambda f: f.index)
+    failures_uri: str | None = None
+    if failed:
+        failures_uri = area.failures
+        body = json.dumps([f.to_details() for f in failed]).encode()
+        storage.write_bytes(failures_uri, body, content_type="application/json")
+    listed = failed[:MAX_LISTED_FAILURES]
     details = JobResultDetails(
         job_id=job_id,
         n_groups=n_groups,
         groups_succeeded=succeeded,
         groups_failed=n_failed,
         failed_groups=listed,
+        failures_uri=failures_uri,
         tolerated_failure_percent=tolerated,
         **placed,
     )
@@ -203,6 +264,7 @@ def finalize(job_id: str, partials: Sequence[str], settings: AggregatorSettings)
         failed_groups=listed,
         result_uri=result_uri,
         value_uri=value_uri,
+        failures_uri=failures_uri,
     )
 
 

@@ -26,6 +26,7 @@ from types import FrameType
 
 from parceler import task_protection
 from parceler.aws import queue
+from parceler.aws.ledger import Ledger
 from parceler.messages import ReceivedMessage
 from parceler.settings import WorkerSettings
 from parceler.worker import DEFAULT_RETRY_BASE_SECONDS, Delivery, handle_delivery
@@ -169,6 +170,7 @@ def _run_one(
 ) -> Delivery | None:
     """Process one message in a thread; None if it was released because of a stop."""
     box: dict[str, Delivery | BaseException] = {}
+    claimed: list[tuple[str, int, int]] = []
 
     def target() -> None:
         try:
@@ -180,6 +182,7 @@ def _run_one(
                 visibility_seconds=visibility,
                 retry_base_seconds=options.retry_base_seconds,
                 heartbeat_interval=options.heartbeat_interval,
+                on_claim=lambda job_id, index, attempt: claimed.append((job_id, index, attempt)),
             )
         except BaseException as exc:  # noqa: BLE001 -- reported by the loop below
             box["error"] = exc
@@ -197,6 +200,11 @@ def _run_one(
                         message.message_id, options.grace_seconds)  # fmt: skip
             with contextlib.suppress(Exception):
                 queue.release(queue_url, message.receipt_handle)
+            for job_id, index, attempt in claimed:  # hand the group back: no stale lease
+                with contextlib.suppress(Exception):
+                    Ledger(settings.ledger_table).record_error(
+                        job_id, index, attempt, "Released", "the worker stopped mid-group (SIGTERM)"
+                    )
             return None
     error = box.get("error")
     if error is not None:

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import logging
+import time
 
+from parceler.aws import queue
 from parceler.aws.ledger import Ledger
 from parceler.errors import MessageError
+from parceler.ledger import RUNNING
 from parceler.messages import GroupMessage
-from parceler.settings import LedgerSettings
+from parceler.settings import DeadLetterSettings
 from parceler.workarea import parse_group_uri
 from parceler.worker import Delivery
 
 log = logging.getLogger(__name__)
 
 
-def dead_letter(body: str, settings: LedgerSettings) -> Delivery:
+def dead_letter(body: str, settings: DeadLetterSettings) -> Delivery:
     """Fail the group of a dead-lettered message with its last recorded error; count it done.
+
+    Never while an attempt holds a live lease: then the message is sent back to the group's
+    work queue (``requeued``), due when the lease runs out, and the holder's commit (or,
+    if the holder dies, the copy's next claim) decides the group.
 
     The group is found from the work-area layout of the message's summary URI
     (:func:`parceler.workarea.parse_group_uri`), so an unreadable manifest does not hide
@@ -41,6 +48,18 @@ def dead_letter(body: str, settings: LedgerSettings) -> Delivery:
     group = ledger.get_group(job_id, index)
     if group is None or group.terminal:
         return Delivery("duplicate", job_id, index)
+    lease_left = (group.lease_until or 0.0) - time.time()
+    if group.status == RUNNING and lease_left > 0:
+        # A duplicate can exhaust its receives while an attempt still runs: never fail that
+        # group, and never drop its message either (the holder may still die).
+        url = (
+            settings.container_queue_url
+            if group.queue == "container"
+            else settings.lambda_queue_url
+        )
+        queue.requeue(url, body, None, delay=lease_left)
+        log.warning("dead letter of group %s/%d: its lease is live; sent back", job_id, index)
+        return Delivery("busy", job_id, index, group.attempt, retry_after=lease_left, requeued=True)
     error = group.last_error or "MaxReceiveCountExceeded"
     cause = group.last_cause or (
         f"the message of group {index} exceeded the queue's maxReceiveCount "

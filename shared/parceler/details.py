@@ -102,4 +102,5 @@ class JobResultDetails(ValueDetails):
     groups_succeeded: int = Field(ge=0)
     groups_failed: int = Field(ge=0)
     failed_groups: list[FailedGroup]
+    failures_uri: str | None = None  # every failed group, when more than are listed here
     tolerated_failure_percent: float

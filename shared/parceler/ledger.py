@@ -25,9 +25,12 @@ TTL_ATTRIBUTE = "expires_at"
 class JobItem:
     """A job's state as the ledger holds it.
 
-    Written by the planner (``spec`` … ``fingerprint``, ``enqueued_through``), moved by
-    every group's commit or failure (``remaining``, ``n_succeeded``, ``n_failed``) and
-    closed by the aggregator (``result_uri``, ``value_uri``, ``error``, ``cause``).
+    Written by the planner (``spec`` … ``fingerprint``, ``n_shards``, ``n_slices``,
+    ``recheck_seconds``), completed shard by shard by the commits and failures that empty
+    them (``done_shards``; the counts ``remaining``, ``n_succeeded``, ``n_failed`` are the
+    sums of the shard counters, filled in by the adapter), watched by the job's waiting
+    execution (``wait_token``) and closed by the aggregator (``result_uri``, ``value_uri``,
+    ``error``, ``cause``).
     """
 
     job_id: str
@@ -39,10 +42,12 @@ class JobItem:
     created_at: float | None = None
     updated_at: float | None = None
     expires_at: float | None = None
-    spec: str | None = None  # the spec's JSON as the planner received it
-    enqueued_through: int = 0  # group messages sent so far (the planner's resume point)
-    poll_seconds: int | None = None
-    plan_uri: str | None = None
+    spec: str | None = None  # the spec's sha256 (its one copy is spec.json in the work area)
+    n_shards: int = 1  # partition keys the groups and counters spread over
+    n_slices: int | None = None  # plan slices the WriteGroups map writes
+    recheck_seconds: int | None = None  # the waiter's timeout: a lost signal's longest delay
+    done_shards: frozenset[int] = frozenset()  # shards with no group left
+    wait_token: str | None = None  # the task token of the execution waiting for the groups
     n_files: int | None = None
     total_size: int | None = None
     fingerprint: str | None = None  # the master manifest's

@@ -1,26 +1,24 @@
-"""Plan a job: spec → source → groups → ledger items → one SQS message per group, idempotently.
+"""Plan a job: spec → source → groups → ledger → one SQS message per group, resumably.
 
-:func:`plan` may be re-run with the same job id at any point (a planner Lambda that
-timed out, a Step Functions retry). Each phase leaves a mark in the job item, and a re-run
-resumes after the last mark instead of starting over:
+Planning runs in two steps so that no Lambda's work grows with the job (docs/quotas.md):
 
-1. **job item** (``status = PLANNING``, the spec's hash) created with
-   ``attribute_not_exists(pk)``; a re-run with a different spec for the same id is refused
-   (:class:`SpecError`). The spec itself is stored once, in the work area (``spec.json``).
-2. **plan recorded**: source listed, groups packed and written to the work area, group
-   items written, then ``n_groups``/``remaining`` set on the job item under
-   ``attribute_not_exists(n_groups)``. A crash before that mark replans from scratch —
-   harmless, because no message has been sent yet (group items are overwritten; group
-   manifests are rewritten). After the mark the plan is never recomputed: a changed source
-   cannot change a job in flight.
-3. **messages sent**: groups are sent in a fixed order (by queue, then group index), in
-   ``SendMessageBatch`` calls of 10; after each call the job's ``enqueued_through``
-   watermark is raised. A re-run sends only the groups past the watermark, so a crash
-   between batches duplicates nothing. (A crash in the few milliseconds between a
-   successful send and its watermark update re-sends at most that one batch; a duplicate
-   message is harmless — the worker finds the group claimed or committed and drops it.)
-4. ``status = RUNNING``. A re-run of a job past PLANNING returns the recorded plan without
-   touching anything.
+1. :func:`plan` (the ``Plan`` state): creates the job item (``status = PLANNING``, the
+   spec's hash; a different spec under the same id is refused), stores the spec once
+   (``spec.json``), lists the source, packs the groups, writes the master manifest and the
+   plan as **slices** of :data:`SLICE_GROUPS` groups (``plan/slice-{k:05d}.parquet``: the
+   slice's rows in group order with a ``group`` column) and the slice item file the next
+   state reads, then records the plan: the ledger's shard counters, ``n_groups`` /
+   ``n_shards`` / ``n_slices`` under ``attribute_not_exists(n_groups)``. A crash before
+   that mark replans from scratch — harmless, because nothing was sent yet. After it the
+   plan is never recomputed: a changed source cannot change a job in flight.
+2. :func:`write_slice` (one child of the ``WriteGroups`` Distributed Map per slice): writes
+   the slice's group manifests, then its PENDING group items once (``items_written`` mark on
+   the slice item), then sends its messages in a fixed order, ``SendMessageBatch`` calls of
+   10, raising the slice's ``enqueued_through`` watermark every :data:`WATERMARK_EVERY`
+   calls. A re-run resumes after the last mark; a crash between a send and its watermark
+   re-sends at most :data:`WATERMARK_EVERY` x 10 messages, and a duplicate message is
+   harmless (the worker finds the group claimed or committed). The first slice to finish
+   moves the job to ``RUNNING``.
 
 Not done: incremental runs (skipping groups whose fingerprint and processor version were
 committed by an earlier job) — every job processes all its groups.
@@ -28,21 +26,30 @@ committed by an earlier job) — every job processes all its groups.
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from parceler import spec_store
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from parceler import spec_store, storage
 from parceler.aws import queue
 from parceler.aws.ledger import Ledger
 from parceler.details import GroupDetails
-from parceler.errors import SpecError
+from parceler.errors import ManifestError, SpecError
 from parceler.ledger import JobItem, NewGroup, QueueName
+from parceler.manifest import conform, write_manifest, write_manifests
 from parceler.messages import GroupMessage, encode
+from parceler.models import DATA_FILE_SCHEMA, ManifestSummary
 from parceler.partition import Limits
-from parceler.planning import plan_files, write_plan
+from parceler.planning import plan_files
 from parceler.processors import check_processor, reducer_of
 from parceler.settings import PlannerSettings
 from parceler.sources import load_source
@@ -51,42 +58,38 @@ from parceler.workarea import JobArea
 
 log = logging.getLogger(__name__)
 
-AGGREGATION_BATCH = 50  # groups per aggregation Map item
-
-
-@dataclass(frozen=True, slots=True)
-class AggregationBatch:
-    """One item of the aggregation Map: a contiguous run of group indices."""
-
-    job_id: str
-    batch_index: int
-    first_group: int
-    n_groups: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "job_id": self.job_id,
-            "batch_index": self.batch_index,
-            "first_group": self.first_group,
-            "n_groups": self.n_groups,
-        }
+SLICE_GROUPS = 1_000
+"""Groups per plan slice: one ``WriteGroups`` child writes this many group manifests (2,000
+PUTs), ledger items and messages, well inside a Lambda's 15 minutes (docs/quotas.md)."""
+WATERMARK_EVERY = 10
+"""``SendMessageBatch`` calls between two raises of a slice's ``enqueued_through``."""
+GROUP_WRITERS = 16
+"""Threads writing one slice's group manifests (the work is waiting on S3 PUTs)."""
+GROUPS_PER_WRITE = 64
+"""Group manifests one writer thread writes per turn."""
+MIN_RECHECK_SECONDS = 60
+MAX_RECHECK_SECONDS = 3_600
 
 
 @dataclass(frozen=True, slots=True)
 class PlanResult:
-    """What the planner returns to the state machine (docs/INTERNALS.md, job state machine)."""
+    """What the planner returns to the state machine: counts and locations, never lists
+    (docs/INTERNALS.md, the job state machine)."""
 
     job_id: str
     n_groups: int
-    batches: list[AggregationBatch]
-    poll_seconds: int
+    n_slices: int
+    slices_uri: str
+    recheck_seconds: int
 
     def to_json(self) -> dict[str, Any]:
+        where = storage.parse_uri(self.slices_uri)
         return {
             "job_id": self.job_id,
             "n_groups": self.n_groups,
-            "batches": [b.to_json() for b in self.batches],
-            "poll_seconds": self.poll_seconds,
+            "n_slices": self.n_slices,
+            "slices": {"bucket": where.bucket, "key": where.key},
+            "recheck_seconds": self.recheck_seconds,
         }
 
 
@@ -107,56 +110,35 @@ def route(size: int, spec: JobSpec) -> tuple[float, QueueName]:
     return seconds, ("lambda" if seconds <= spec.routing.lambda_max_seconds else "container")
 
 
-def poll_interval(predicted: Sequence[float]) -> int:
-    """How often the state machine polls the ledger: a tenth of the longest group, 1 to 60 s.
+def recheck_interval(predicted: Sequence[float], override: int | None = None) -> int:
+    """How long the state machine waits for the completion signal before it re-checks the
+    ledger itself: three times the longest group, 60 s to an hour (``override`` wins).
 
-    Short jobs (and the local mode) see their end within a second; a job of hour-long
-    groups polls once a minute, so polling costs a few state transitions per group-hour.
+    The signal is the normal path; the re-check only bounds the delay of a lost signal, and
+    each one costs ~6 history events, so a 30-day job re-checking hourly adds ~4,300 events
+    at most (docs/quotas.md).
     """
+    if override is not None:
+        return max(1, int(override))
     longest = max(predicted, default=0.0)
-    return int(max(1, min(60, math.ceil(longest / 10))))
+    return int(max(MIN_RECHECK_SECONDS, min(MAX_RECHECK_SECONDS, math.ceil(3 * longest))))
 
 
-def aggregation_batches(
-    job_id: str, n_groups: int, size: int = AGGREGATION_BATCH
-) -> list[AggregationBatch]:
-    """Contiguous batches of ``size`` groups (the last may be shorter)."""
-    return [
-        AggregationBatch(job_id, i, first, min(size, n_groups - first))
-        for i, first in enumerate(range(0, n_groups, size))
-    ]
+def plan(spec: JobSpec, job_id: str, settings: PlannerSettings) -> PlanResult:
+    """Plan job ``job_id`` (step 1 of the module docstring): everything but the group
+    manifests, items and messages, which :func:`write_slice` writes per slice.
 
-
-def plan(
-    spec: JobSpec,
-    job_id: str,
-    settings: PlannerSettings,
-    *,
-    batch_size: int = AGGREGATION_BATCH,
-    send_attempts: int = 5,
-) -> PlanResult:
-    """Plan job ``job_id``: write its groups, record them in the ledger, send their messages.
-
-    Idempotent and resumable (see the module docstring): calling it again with the same
-    job id and spec creates no duplicate ledger items and sends no duplicate messages.
-
-    Args:
-        spec: the validated job spec.
-        job_id: the job id (the execution name).
-        settings: ledger table, work bucket and the two queue URLs.
-        batch_size: groups per aggregation batch in the result.
-        send_attempts: ``SendMessageBatch`` calls per batch before giving up.
+    Idempotent: calling it again with the same job id and spec returns the recorded plan.
 
     Returns:
-        The plan the state machine needs (group count, aggregation batches, poll interval).
+        The plan the state machine needs (counts, the slice item file, the re-check period).
 
     Raises:
         SpecError: the job id exists with a different spec.
         InputError: the source is empty, unreadable or malformed (nothing is sent).
-        EnqueueError: messages could not be sent; run again to resume.
         RetryableError: a transient AWS failure; run again to resume.
     """
-    ledger = Ledger(settings.ledger_table, retention_days=settings.ledger_retention_days)
+    ledger = _ledger(settings)
     spec_hash = spec_store.sha256(spec)
     # The ledger keeps only the hash: the spec's one copy is spec.json in the work area.
     job, created = ledger.create_job(job_id, spec_json=spec_hash)
@@ -165,36 +147,19 @@ def plan(
             f"job {job_id!r} already exists with a different spec.",
             "use a new job id (execution name) for a different spec.",
         )
-    if job.status != "PLANNING":
-        return _result(job, batch_size)
-
-    groups: list[NewGroup] | None = None
     if job.n_groups is None:
-        groups = _plan(spec, spec_hash, job_id, settings, ledger)
+        _plan(spec, job_id, settings, ledger)
         job = ledger.get_job(job_id)
-    if groups is None or job.n_groups != len(groups):
-        groups = [
-            NewGroup(
-                g.index,
-                g.fingerprint or "",
-                g.summary_uri or "",
-                float(g.predicted_seconds or 0.0),
-                "container" if g.queue == "container" else "lambda",
-                g.n_files or 0,
-                g.size or 0,
-            )
-            for g in ledger.list_groups(job_id)
-        ]
-    _enqueue(job_id, groups, settings, ledger, job.enqueued_through, send_attempts)
-    ledger.mark_job(job_id, "RUNNING", expected=["PLANNING"])
-    return _result(ledger.get_job(job_id), batch_size)
+    return _result(job, settings)
 
 
-def _plan(
-    spec: JobSpec, spec_hash: str, job_id: str, settings: PlannerSettings, ledger: Ledger
-) -> list[NewGroup]:
-    """Phase 2: store the spec, list, pack, write group manifests and group items, then
-    record the plan."""
+def _ledger(settings: PlannerSettings) -> Ledger:
+    return Ledger(settings.ledger_table, retention_days=settings.ledger_retention_days)
+
+
+def _plan(spec: JobSpec, job_id: str, settings: PlannerSettings, ledger: Ledger) -> None:
+    """Step 1: store the spec, list, pack, write the master manifest and the slices, record
+    the plan."""
     check_processor(spec.processor, reducer_of(spec))  # a spec that cannot run sends nothing
     area = JobArea(settings.work_bucket, job_id)
     spec_store.write_spec(area, spec)  # before anything that refers to it
@@ -202,10 +167,95 @@ def _plan(
         spec.source, include=spec.include, exclude=spec.exclude, count_records=spec.count_records
     )
     packed = plan_files(table, limits_of(spec))
-    details = GroupDetails(job_id=job_id, spec_sha256=spec_hash)
-    written = write_plan(packed, area.folder, details=details.to_details())
+    master = write_manifest(packed.table, area.manifest, details=_details(spec, job_id))
+    grouped = conform(packed.by_group(), f"plan of job {job_id}")
+    group_of = np.repeat(np.arange(packed.n_groups, dtype=np.int32), np.diff(packed.offsets))
+    n_slices = math.ceil(packed.n_groups / SLICE_GROUPS)
+
+    def write(k: int) -> None:
+        first, last = k * SLICE_GROUPS, min((k + 1) * SLICE_GROUPS, packed.n_groups)
+        start, stop = int(packed.offsets[first]), int(packed.offsets[last])
+        rows = grouped.slice(start, stop - start).append_column(
+            "group", pa.array(group_of[start:stop], pa.int32())
+        )
+        sink = io.BytesIO()
+        pq.write_table(rows, sink, compression="zstd")
+        storage.write_bytes(area.plan_slice(k), sink.getvalue())
+
+    with ThreadPoolExecutor(max_workers=GROUP_WRITERS) as threads:
+        list(threads.map(write, range(n_slices)))
+    storage.write_bytes(
+        area.plan_slices,
+        json.dumps([{"slice": k} for k in range(n_slices)]).encode(),
+        content_type="application/json",
+    )
+    predicted = [route(int(size), spec)[0] for size in packed.partition.size]
+    recorded = ledger.record_plan(
+        job_id,
+        n_groups=packed.n_groups,
+        attrs={
+            "n_slices": n_slices,
+            "recheck_seconds": recheck_interval(predicted, spec.limits.recheck_seconds),
+            "n_files": master.n_files,
+            "total_size": master.total_size,
+            "fingerprint": master.fingerprint,
+        },
+    )
+    if not recorded:
+        log.warning("job %s: another planner recorded the plan first; keeping its record", job_id)
+
+
+def _details(spec: JobSpec, job_id: str) -> dict[str, Any]:
+    return GroupDetails(job_id=job_id, spec_sha256=spec_store.sha256(spec)).to_details()
+
+
+def write_slice(
+    job_id: str, slice_index: int, settings: PlannerSettings, *, send_attempts: int = 5
+) -> int:
+    """Write plan slice ``slice_index``'s group manifests, ledger items and messages (step 2
+    of the module docstring). Idempotent and resumable.
+
+    Returns:
+        The number of groups in the slice.
+
+    Raises:
+        ManifestError: the slice does not belong to a recorded plan.
+        EnqueueError, RetryableError: run again to resume.
+    """
+    ledger = _ledger(settings)
+    job = ledger.get_job(job_id)
+    n_groups = int(job.n_groups or 0)
+    first, last = slice_index * SLICE_GROUPS, min((slice_index + 1) * SLICE_GROUPS, n_groups)
+    if job.n_groups is None or first >= last:
+        raise ManifestError(
+            f"job {job_id!r} has no plan slice {slice_index} (planned groups: {job.n_groups})."
+        )
+    area = JobArea(settings.work_bucket, job_id)
+    spec = spec_store.read_spec(area, job.spec)
+    rows = pq.read_table(io.BytesIO(storage.read_bytes(area.plan_slice(slice_index))))
+    table = rows.select(DATA_FILE_SCHEMA.names).cast(DATA_FILE_SCHEMA)
+    counts = np.bincount(rows.column("group").to_numpy() - first, minlength=last - first)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    uris = [area.group(g).manifest for g in range(first, last)]
+    details = _details(spec, job_id)
+
+    def write(at: int) -> list[ManifestSummary]:
+        end = min(at + GROUPS_PER_WRITE, last - first)
+        return write_manifests(
+            table.slice(int(offsets[at]), int(offsets[end] - offsets[at])),
+            offsets[at : end + 1] - offsets[at],
+            uris[at:end],
+            first_group_index=first + at,
+            group_count=n_groups,
+            parent_fingerprint=job.fingerprint,
+            details=details,
+        )
+
+    with ThreadPoolExecutor(max_workers=GROUP_WRITERS) as threads:
+        chunks = range(0, last - first, GROUPS_PER_WRITE)
+        summaries = [s for batch in threads.map(write, chunks) for s in batch]
     groups = []
-    for uri, summary in zip(written.group_summary_uris, written.group_summaries, strict=True):
+    for uri, summary in zip(uris, summaries, strict=True):
         seconds, queue_name = route(summary.total_size, spec)
         groups.append(
             NewGroup(
@@ -218,37 +268,39 @@ def _plan(
                 size=summary.total_size,
             )
         )
-    ledger.put_groups(job_id, groups)
-    recorded = ledger.record_plan(
-        job_id,
-        n_groups=len(groups),
-        attrs={
-            "poll_seconds": poll_interval([g.predicted_seconds for g in groups]),
-            "plan_uri": written.index_uri,
-            "n_files": written.master.n_files,
-            "total_size": written.master.total_size,
-            "fingerprint": written.master.fingerprint,
-        },
-    )
-    if not recorded:
-        log.warning(
-            "job %s: another planner recorded the plan first; resuming from its record", job_id
-        )
-    return groups
+    marks = ledger.get_slice(job_id, slice_index)
+    if not marks.get("items_written"):
+        ledger.put_groups(job_id, groups)
+        ledger.mark_slice(job_id, slice_index, items_written=True)
+    through = int(marks.get("enqueued_through") or 0)
+    _enqueue(job_id, slice_index, groups, settings, ledger, through, send_attempts)
+    ledger.mark_job(job_id, "RUNNING", expected=["PLANNING"])
+    return len(groups)
+
+
+def plan_and_send(spec: JobSpec, job_id: str, settings: PlannerSettings) -> PlanResult:
+    """Both planning steps in this process, slice after slice: what the state machine's
+    ``Plan`` and ``WriteGroups`` states do, for callers without one (tests, benches)."""
+    result = plan(spec, job_id, settings)
+    for slice_index in range(result.n_slices):
+        write_slice(job_id, slice_index, settings)
+    return result
 
 
 def _enqueue(
     job_id: str,
+    slice_index: int,
     groups: Sequence[NewGroup],
     settings: PlannerSettings,
     ledger: Ledger,
     through: int,
     send_attempts: int,
 ) -> None:
-    """Phase 3: send every group past the ``enqueued_through`` watermark, 10 per call."""
+    """Send every group of a slice past its ``enqueued_through`` watermark, 10 per call."""
     urls = {"lambda": settings.lambda_queue_url, "container": settings.container_queue_url}
     ordered = sorted(groups, key=lambda g: (g.queue != "lambda", g.index))
     position = 0
+    calls = 0
     for queue_name in ("lambda", "container"):
         members = [g for g in ordered if g.queue == queue_name]
         for start in range(0, len(members), queue.SEND_BATCH):
@@ -259,14 +311,18 @@ def _enqueue(
                 continue
             bodies = [encode(GroupMessage(summary_uri=g.summary_uri)) for g in unsent]
             queue.send_batch(urls[queue_name], bodies, attempts=send_attempts)
-            ledger.advance_job_counter(job_id, "enqueued_through", position)
+            calls += 1
+            if calls % WATERMARK_EVERY == 0:
+                ledger.mark_slice(job_id, slice_index, enqueued_through=position)
+    if position > through:
+        ledger.mark_slice(job_id, slice_index, enqueued_through=position)
 
 
-def _result(job: JobItem, batch_size: int) -> PlanResult:
-    n_groups = int(job.n_groups or 0)
+def _result(job: JobItem, settings: PlannerSettings) -> PlanResult:
     return PlanResult(
         job_id=job.job_id,
-        n_groups=n_groups,
-        batches=aggregation_batches(job.job_id, n_groups, batch_size),
-        poll_seconds=job.poll_seconds or 5,
+        n_groups=int(job.n_groups or 0),
+        n_slices=int(job.n_slices or 0),
+        slices_uri=JobArea(settings.work_bucket, job.job_id).plan_slices,
+        recheck_seconds=int(job.recheck_seconds or MAX_RECHECK_SECONDS),
     )

@@ -77,8 +77,16 @@ class AggregatorSettings(WorkAreaSettings):
     """The aggregator reduces committed group results into the job result."""
 
 
+class WaiterSettings(LedgerSettings):
+    """The waiter stores the job state machine's task token and signals a finished job."""
+
+
 class DeadLetterSettings(LedgerSettings):
-    """The DLQ handler marks dead-lettered groups FAILED."""
+    """The DLQ handler marks dead-lettered groups FAILED, or sends a message whose group is
+    still leased back to the group's work queue."""
+
+    lambda_queue_url: str = Field(alias="PARCELER_LAMBDA_QUEUE_URL", min_length=1)
+    container_queue_url: str = Field(alias="PARCELER_CONTAINER_QUEUE_URL", min_length=1)
 
 
 class StarterSettings(_EnvSettings):

@@ -130,6 +130,15 @@ class Limits(_Spec):
     max_concurrency: int = Field(default=50, ge=1, le=1000)
     tolerated_failure_percent: float = Field(default=0.0, ge=0, le=100)
     max_attempts: int = Field(default=3, ge=1, le=20)
+    recheck_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=86_400,
+        description=(
+            "how long the job waits for its completion signal before re-checking the ledger"
+            " itself (default: 3x the longest predicted group, 60 s to 1 h)"
+        ),
+    )
 
 
 class Routing(_Spec):

@@ -14,8 +14,10 @@ from pathlib import Path
 
 from parceler.errors import SpecError
 
-PLACEHOLDERS = frozenset({"PlannerFunctionArn", "AggregatorFunctionArn", "LedgerTableName"})
-"""The ``${Name}`` placeholders in the definition: exactly these three."""
+PLACEHOLDERS = frozenset(
+    {"PlannerFunctionArn", "AggregatorFunctionArn", "WaiterFunctionArn", "LedgerTableName"}
+)
+"""The ``${Name}`` placeholders in the definition: exactly these four."""
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 

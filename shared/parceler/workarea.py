@@ -4,15 +4,19 @@
 s3://{bucket}/jobs/{job_id}/spec.json                              JobArea.spec
                            /manifest.json|.parquet                 JobArea.manifest
                            /plan.json|.parquet                     JobArea.plan_index
+                           /plan/slice-{k:05d}.parquet             JobArea.plan_slice(k)
+                           /plan/slices.json                       JobArea.plan_slices
                            /groups/{g//1000:03d}/{g:06d}.json      JobArea.group(g).manifest
                            /groups/{g//1000:03d}/{g:06d}/attempt-{a}/
                                                                    ….attempt(a).folder
                                                  …/result.json     ….attempt(a).result
                                                  …/value.json      ….attempt(a).value
+                           /aggregate/batches.json                 JobArea.aggregation_batches
                            /aggregate/batch-{b:05d}.json           JobArea.partial(b)
                            /aggregate/batch-{b:05d}-value.json     JobArea.partial_value(b)
                            /result.json|.parquet                   JobArea.result
                            /result-value.json                      JobArea.result_value
+                           /failures.json                          JobArea.failures
 {spec.output}/{job_id}/groups/{g:06d}/attempt-{a}/                 output_folder(...)
 ```
 
@@ -95,6 +99,25 @@ class JobArea:
 
     def group(self, index: int) -> GroupArea:
         return GroupArea(self, index)
+
+    def plan_slice(self, slice_index: int) -> str:
+        """One slice of the plan: its groups' rows, with a ``group`` column (Parquet)."""
+        return _join(self.folder, "plan", f"slice-{slice_index:05d}.parquet")
+
+    @property
+    def plan_slices(self) -> str:
+        """The ``WriteGroups`` map's item file: ``[{"slice": k}, ...]`` (JSON)."""
+        return _join(self.folder, "plan", "slices.json")
+
+    @property
+    def aggregation_batches(self) -> str:
+        """The ``ReduceBatches`` map's item file: one item per batch of groups (JSON)."""
+        return _join(self.folder, "aggregate", "batches.json")
+
+    @property
+    def failures(self) -> str:
+        """Every failed group of the job, when any failed (JSON)."""
+        return _join(self.folder, "failures.json")
 
     def partial(self, batch_index: int) -> str:
         """The partial manifest of aggregation batch ``batch_index``."""

@@ -17,14 +17,22 @@ Failures:
 - a :class:`PermanentError` (``ProcessorError`` from user code, a malformed manifest, an
   unreadable input) fails the group in the ledger at once and the message is deleted —
   permanent errors do not burn retries;
-- anything else (throttling, timeouts, unknown exceptions, a Lambda deadline) records
-  ``last_error`` on the group, hands it back and leaves the message: it reappears after a
-  backoff (attempt-based visibility) and, after ``maxReceiveCount``, the queue's redrive
-  moves it to the DLQ, whose handler fails the group with that last error.
+- anything else (throttling, timeouts, unknown exceptions from user code, a Lambda
+  deadline) records ``last_error`` on the group, hands it back and leaves the message: it
+  reappears after a backoff (attempt-based visibility). The attempt that reaches the spec's
+  ``limits.max_attempts`` fails the group with that error instead. A worker that dies
+  mid-group records nothing: the next claim finds its lease expired, and the claim past
+  ``max_attempts`` fails the group (cause: the last recorded error, or the lost worker).
+
+Deliveries that are not attempts never spend the queue's ``maxReceiveCount``: a message
+whose group is busy (another attempt holds a live lease) or that a worker cannot start (too
+little Lambda time left) is replaced by a fresh copy (:func:`parceler.aws.queue.requeue`),
+so the DLQ receives only groups whose attempts kept failing without recording it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -36,7 +44,7 @@ from parceler.aws import queue
 from parceler.aws.ledger import Ledger
 from parceler.details import GroupDetails, GroupResultDetails
 from parceler.errors import ManifestError, ParcelerError, PermanentError, StaleReceiptError
-from parceler.ledger import Claim
+from parceler.ledger import Claim, GroupItem
 from parceler.manifest import read_manifest, write_manifest
 from parceler.messages import GroupMessage, ReceivedMessage
 from parceler.processors import GroupContext, reducer_of, run_group
@@ -66,7 +74,8 @@ class Delivery:
 
     ``busy``: another attempt holds the lease. ``retry``: a retryable failure was recorded.
     ``rejected``: the message names no readable group. ``released``: not started (no time
-    left). — The caller leaves the message (``retry_after`` seconds, if set).
+    left). — The caller leaves the message (``retry_after`` seconds, if set), unless it was
+    ``requeued``: replaced by a fresh copy, so the caller deletes it.
     """
 
     status: Status
@@ -77,11 +86,13 @@ class Delivery:
     error: str | None = None
     cause: str | None = None
     retry_after: float | None = None
+    requeued: bool = False
 
     @property
     def delete(self) -> bool:
-        """Whether the message is done with and must be deleted."""
-        return self.status in _DELETE
+        """Whether the message is done with and must be deleted (a requeued one was replaced
+        by a fresh copy)."""
+        return self.status in _DELETE or self.requeued
 
 
 def retry_delay(attempt: int, base: float = DEFAULT_RETRY_BASE_SECONDS) -> float:
@@ -98,6 +109,7 @@ def process_message(
     lease_seconds: float | None = None,
     deadline: float | None = None,
     retry_base_seconds: float = DEFAULT_RETRY_BASE_SECONDS,
+    on_claim: Callable[[str, int, int], None] | None = None,
 ) -> Delivery:
     """Run the worker protocol for one message body (see the module docstring).
 
@@ -111,6 +123,8 @@ def process_message(
             heartbeat's visibility, else 900 s).
         deadline: a :func:`time.monotonic` instant the processor must finish by (Lambda).
         retry_base_seconds: the backoff base for ``retry`` deliveries.
+        on_claim: told ``(job_id, group, attempt)`` once the group is claimed (the
+            container worker uses it to hand the group back if it must stop mid-group).
 
     Returns:
         The :class:`Delivery`; ``delivery.delete`` says whether to delete the message.
@@ -149,6 +163,11 @@ def process_message(
             return Delivery("busy", job_id, index, retry_after=max(1.0, left))
         return Delivery("duplicate", job_id, index, error=claim.reason)
     attempt = claim.attempt
+    if on_claim is not None:
+        on_claim(job_id, index, attempt)
+    max_attempts = spec.limits.max_attempts
+    if attempt > max_attempts:
+        return _give_up(ledger, job_id, index, attempt, claim.group, max_attempts)
 
     def beat() -> None:
         ledger.extend_lease(job_id, index, attempt, lease_seconds=lease_seconds)
@@ -180,8 +199,8 @@ def process_message(
     except PermanentError as exc:
         ledger.fail_group(job_id, index, type(exc).__name__, str(exc))
         return Delivery("failed", job_id, index, attempt, error=type(exc).__name__, cause=str(exc))
-    except Exception as exc:  # noqa: BLE001 -- retryable and unknown faults: retried, then dead-lettered
-        return _retry(ledger, job_id, index, attempt, exc, retry_base_seconds)
+    except Exception as exc:  # noqa: BLE001 -- retryable and unknown faults: retried up to max_attempts
+        return _retry(ledger, job_id, index, attempt, exc, retry_base_seconds, max_attempts)
     finally:
         if heartbeat is not None:
             heartbeat.stop()
@@ -191,15 +210,47 @@ def process_message(
 
 
 def _retry(
-    ledger: Ledger, job_id: str, index: int, attempt: int, exc: Exception, base: float
+    ledger: Ledger,
+    job_id: str,
+    index: int,
+    attempt: int,
+    exc: Exception,
+    base: float,
+    max_attempts: int,
 ) -> Delivery:
     cause = str(exc) if isinstance(exc, ParcelerError) else f"{type(exc).__name__}: {exc}"
+    if attempt >= max_attempts:
+        error = type(exc).__name__
+        full = f"{cause} (attempt {attempt} of limits.max_attempts {max_attempts})"
+        log.error("group %s/%d: %s: %s", job_id, index, error, full)
+        ledger.fail_group(job_id, index, error, full)
+        return Delivery("failed", job_id, index, attempt, error=error, cause=full)
     log.warning("group %s/%d attempt %d failed, will retry: %s", job_id, index, attempt, cause)
     ledger.record_error(job_id, index, attempt, type(exc).__name__, cause)
     return Delivery(
         "retry", job_id, index, attempt, error=type(exc).__name__, cause=cause,
         retry_after=retry_delay(attempt, base),
     )  # fmt: skip
+
+
+def _give_up(
+    ledger: Ledger,
+    job_id: str,
+    index: int,
+    attempt: int,
+    group: GroupItem,
+    max_attempts: int,
+) -> Delivery:
+    """A claim past ``max_attempts``: the earlier attempts ended without an outcome (their
+    workers died, or recorded only a retryable error). Fail the group with what is known."""
+    error = group.last_error or "WorkerLost"
+    cause = (
+        f"{group.last_cause or 'the worker stopped without recording an outcome'}"
+        f" (gave up at attempt {attempt}: limits.max_attempts is {max_attempts})"
+    )
+    log.error("group %s/%d: %s: %s", job_id, index, error, cause)
+    ledger.fail_group(job_id, index, error, cause)
+    return Delivery("failed", job_id, index, attempt - 1, error=error, cause=cause)
 
 
 def _summary_text(body: bytes | None) -> str | None:
@@ -221,26 +272,30 @@ def handle_delivery(
     retry_base_seconds: float = DEFAULT_RETRY_BASE_SECONDS,
     delete_when_done: bool = True,
     heartbeat_interval: float | None = None,
+    on_claim: Callable[[str, int, int], None] | None = None,
 ) -> Delivery:
-    """Handle one received message end to end: start or release, process, delete or back off.
+    """Handle one received message end to end: start or requeue, process, delete or back off.
 
     Args:
         queue_url: the queue the message came from.
         message: the received message.
         visibility_seconds: the queue's visibility timeout (the heartbeat's extension).
         time_left: seconds this worker has left (Lambda); None for no limit. With less than
-            ``min_start_seconds`` left the message is released (visibility 0), not started.
+            ``min_start_seconds`` left the message is requeued (a fresh copy), not started.
         delete_when_done: delete finished messages here (the container worker loop); a Lambda
             leaves deletion to its event source mapping (partial batch response).
         heartbeat_interval: seconds between heartbeats (default a third of the visibility).
 
     Returns:
-        The delivery; when the message is not done, its visibility was set to the delivery's
-        ``retry_after`` (a backoff), and the caller reports it as a failure.
+        The delivery. A ``requeued`` one is done with (a copy replaced it): the caller
+        deletes it (a Lambda reports it as processed). Otherwise, when the message is not
+        done, its visibility was set to the delivery's ``retry_after`` (a backoff), and the
+        caller reports it as a failure.
     """
+    receipt = message.receipt_handle if delete_when_done else None
     if time_left is not None and time_left() < min_start_seconds:
-        queue.release(queue_url, message.receipt_handle)
-        return Delivery("released", retry_after=0.0)
+        queue.requeue(queue_url, message.body, receipt)
+        return Delivery("released", retry_after=0.0, requeued=True)
     deadline = None if time_left is None else time.monotonic() + max(0.0, time_left() - 5.0)
     heartbeat = queue.Heartbeat(
         queue_url,
@@ -256,7 +311,14 @@ def handle_delivery(
         lease_seconds=float(visibility_seconds),
         deadline=deadline,
         retry_base_seconds=retry_base_seconds,
+        on_claim=on_claim,
     )
+    if delivery.status == "busy":
+        # Not an attempt: a fresh copy, due when the lease runs out, keeps the receive count
+        # of a healthy group from reaching the DLQ (the copy finds the group done, or takes
+        # it over from a dead holder).
+        queue.requeue(queue_url, message.body, receipt, delay=delivery.retry_after or 0.0)
+        return dataclasses.replace(delivery, requeued=True)
     if delivery.delete:
         if delete_when_done:
             queue.delete(queue_url, message.receipt_handle)

@@ -105,7 +105,7 @@ def test_only_committed_results_are_reduced_through_the_tree(settings: Aggregato
     ledger = _job(settings, "j1", {0: {"lines": 1}, 1: {"lines": 2}, 2: {"lines": 4}}, orphan=1)
 
     partials = [reduce_batch("j1", 0, 0, 2, settings), reduce_batch("j1", 1, 2, 1, settings)]
-    outcome = finalize("j1", partials, settings)
+    outcome = finalize("j1", len(partials), settings)
 
     assert partials[0].endswith("/jobs/j1/aggregate/batch-00000.json")
     assert read_manifest(partials[0]).summary.details["value"] == {"lines": 3}
@@ -115,9 +115,9 @@ def test_only_committed_results_are_reduced_through_the_tree(settings: Aggregato
         "n_groups": 3,
         "groups_succeeded": 3,
         "groups_failed": 0,
-        "failed_groups": [],
         "result_uri": "",
         "value_uri": "",
+        "failures_uri": None,
     }
     assert outcome.value_uri is not None
     assert json.loads(storage.read_bytes(outcome.value_uri)) == {"lines": 7}
@@ -139,7 +139,8 @@ def test_failures_within_tolerance_succeed_and_are_listed(settings: AggregatorSe
         tolerated=25,
     )
 
-    outcome = finalize("j2", [reduce_batch("j2", 0, 0, 4, settings)], settings)
+    reduce_batch("j2", 0, 0, 4, settings)
+    outcome = finalize("j2", 1, settings)
 
     assert (outcome.status, outcome.within_tolerance) == ("SUCCEEDED", True)
     assert (outcome.groups_succeeded, outcome.groups_failed) == (3, 1)
@@ -147,12 +148,18 @@ def test_failures_within_tolerance_succeed_and_are_listed(settings: AggregatorSe
     assert failed == FailedGroup(
         index=3, status="FAILED", error="ProcessorError", cause="group 3 is poison", attempt=0
     )
+    # The outcome the state machine sees carries counts and URIs, never the list.
+    assert "failed_groups" not in outcome.to_json()
+    assert outcome.failures_uri is not None
+    assert json.loads(storage.read_bytes(outcome.failures_uri)) == [failed.to_details()]
+    assert read_manifest(outcome.result_uri).summary.details["failures_uri"] == outcome.failures_uri
 
 
 def test_failures_over_tolerance_fail_the_job_in_the_ledger(settings: AggregatorSettings) -> None:
     ledger = _job(settings, "j3", {0: {"lines": 1}}, failed=(1,), tolerated=49.9)
 
-    outcome = finalize("j3", [reduce_batch("j3", 0, 0, 2, settings)], settings)
+    reduce_batch("j3", 0, 0, 2, settings)
+    outcome = finalize("j3", 1, settings)
 
     assert (outcome.status, outcome.within_tolerance) == ("FAILED", False)
     job = ledger.get_job("j3")
@@ -164,7 +171,8 @@ def test_failures_over_tolerance_fail_the_job_in_the_ledger(settings: Aggregator
 def test_a_group_no_partial_covers_counts_as_failed(settings: AggregatorSettings) -> None:
     _job(settings, "j4", {0: {"lines": 1}, 1: {"lines": 1}}, tolerated=100)
 
-    outcome = finalize("j4", [reduce_batch("j4", 0, 0, 1, settings)], settings)
+    reduce_batch("j4", 0, 0, 1, settings)
+    outcome = finalize("j4", 1, settings)
 
     assert (outcome.n_groups, outcome.groups_succeeded, outcome.groups_failed) == (2, 1, 1)
 
@@ -175,7 +183,7 @@ def test_a_large_value_goes_to_its_own_object(settings: AggregatorSettings) -> N
 
     partial = reduce_batch("j5", 0, 0, 2, settings)
     details = read_manifest(partial).summary.details
-    outcome = finalize("j5", [partial], settings)
+    outcome = finalize("j5", 1, settings)
 
     assert "value" not in details and details["value_uri"].endswith("batch-00000-value.json")
     assert outcome.value_uri is not None

@@ -19,7 +19,7 @@ from parceler.aws.ledger import Ledger
 from parceler.aws.queue import receive
 from parceler.cli import status as status_cli
 from parceler.cli import worker as worker_cli
-from parceler.planner import plan
+from parceler.planner import plan_and_send
 
 from .conftest import Resources, group_spec, seed_source
 
@@ -55,7 +55,7 @@ def test_worker_command_with_two_processes_finishes_every_group(
     resources: Resources, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seed_source(6)
-    plan(group_spec(), "job-mp", resources.planner)
+    plan_and_send(group_spec(), "job-mp", resources.planner)
     for name, value in resources.env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
@@ -71,7 +71,7 @@ def test_worker_command_with_two_processes_finishes_every_group(
 
 def _start_and_sigterm(resources: Resources, grace: float) -> subprocess.Popen[bytes]:
     seed_source(1)
-    plan(group_spec("sleepy"), "job-sig", resources.planner)
+    plan_and_send(group_spec("sleepy"), "job-sig", resources.planner)
     proc = subprocess.Popen(
         [sys.executable, "-c", _SCRIPT, "worker", "--queue", resources.lambda_queue_url,
          "--wait-seconds", "1", "--grace", str(grace)],
@@ -111,7 +111,7 @@ def test_sigterm_stops_an_idle_worker_without_waiting_out_its_long_poll(
     resources: Resources,
 ) -> None:
     seed_source(1)
-    plan(group_spec(), "job-idle", resources.planner)
+    plan_and_send(group_spec(), "job-idle", resources.planner)
     proc = subprocess.Popen(
         [sys.executable, "-c", _SCRIPT, "worker", "--queue", resources.lambda_queue_url,
          "--wait-seconds", "20"],
@@ -134,7 +134,7 @@ def test_status_shows_counts_and_failed_groups(
 ) -> None:
     resources = make_resources()
     seed_source(3)
-    plan(group_spec(), "job-st", resources.planner)
+    plan_and_send(group_spec(), "job-st", resources.planner)
     ledger = Ledger(resources.worker.ledger_table)
     ledger.claim_group("job-st", 0, "w", lease_seconds=60)
     ledger.commit_group("job-st", 0, 1, "s3://parceler-work/r.json")

@@ -18,7 +18,7 @@ from parceler.errors import SpecError
 from parceler.ledger import Claim, GroupItem
 from parceler.manifest import read_manifest
 from parceler.messages import GroupMessage, ReceivedMessage, encode
-from parceler.planner import plan
+from parceler.planner import plan_and_send
 
 from .conftest import Resources, drain, group_spec, seed_source
 
@@ -99,7 +99,7 @@ def test_worker_handler_reports_exactly_the_retryable_record(
     resources: Resources, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seed_source(2, names={1: "poison.txt"})
-    plan(group_spec("poison_or_copy"), "job-l", resources.planner)
+    plan_and_send(group_spec("poison_or_copy"), "job-l", resources.planner)
     ledger = Ledger(resources.worker.ledger_table)
     good, poison = sorted(ledger.list_groups("job-l"), key=_holds_poison)
     # a duplicate delivery of the good group
@@ -126,11 +126,11 @@ def test_worker_handler_reports_exactly_the_retryable_record(
     assert committed is not None and committed.committed_attempt == 1
 
 
-def test_worker_handler_releases_records_it_has_no_time_to_start(
+def test_worker_handler_requeues_records_it_has_no_time_to_start(
     resources: Resources, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seed_source(2)
-    plan(group_spec(), "job-t", resources.planner)
+    plan_and_send(group_spec(), "job-t", resources.planner)
     messages = drain(resources.lambda_queue_url, visibility=600)
     handler = _handler("worker", resources, monkeypatch)
 
@@ -138,10 +138,14 @@ def test_worker_handler_releases_records_it_has_no_time_to_start(
         _event(messages, resources.lambda_queue_url), FakeContext(remaining_ms=5_000)
     )
 
-    assert response == {"batchItemFailures": [{"itemIdentifier": m.message_id} for m in messages]}
-    # Released (visibility 0), not left hidden for 600 s; and no attempt was started.
+    # Not reported as failures: each record was replaced by a fresh copy, visible at once,
+    # whose receive count starts again (a delivery the worker never started spends none of
+    # the group's maxReceiveCount); the event source mapping deletes the received ones.
+    assert response == {"batchItemFailures": []}
     again = receive(resources.lambda_queue_url, max_messages=10, wait_seconds=0)
-    assert sorted(m.message_id for m in again) == sorted(m.message_id for m in messages)
+    assert sorted(m.body for m in again) == sorted(m.body for m in messages)
+    assert not {m.message_id for m in again} & {m.message_id for m in messages}
+    assert {m.receive_count for m in again} == {1}
     assert {g.attempt for g in Ledger(resources.worker.ledger_table).list_groups("job-t")} == {0}
 
 
@@ -149,7 +153,7 @@ def test_dead_letter_handler_fails_groups_with_their_last_error(
     resources: Resources, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seed_source(3)
-    plan(group_spec(), "job-q", resources.planner)
+    plan_and_send(group_spec(), "job-q", resources.planner)
     ledger = Ledger(resources.worker.ledger_table)
     groups = list(ledger.list_groups("job-q"))
     assert isinstance(ledger.claim_group("job-q", 0, "w", lease_seconds=600), Claim)
@@ -189,11 +193,45 @@ def test_planner_handler_returns_the_state_machine_contract(
         == {
             "job_id": "exec-1",
             "n_groups": 3,
-            "batches": [{"job_id": "exec-1", "batch_index": 0, "first_group": 0, "n_groups": 3}],
-            "poll_seconds": 1,
+            "n_slices": 1,
+            "slices": {"bucket": "parceler-work", "key": "jobs/exec-1/plan/slices.json"},
+            "recheck_seconds": 60,
         }
     )
+    assert drain(resources.lambda_queue_url) == []
+    written = handler.handler(
+        {"action": "write_slice", "job_id": "exec-1", "slice": 0}, FakeContext()
+    )
+    assert written == {"job_id": "exec-1", "slice": 0, "n_groups": 3}
     assert len(drain(resources.lambda_queue_url)) == 3
+
+
+def test_dead_letter_handler_sends_back_a_group_whose_lease_is_live(
+    resources: Resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A duplicate message can exhaust its receives while attempt 1 still runs: the DLQ
+    handler must not fail that group, and must not lose the message either."""
+    seed_source(1)
+    plan_and_send(group_spec(), "job-live", resources.planner)
+    [original] = drain(resources.lambda_queue_url, visibility=600)
+    ledger = Ledger(resources.worker.ledger_table)
+    assert isinstance(ledger.claim_group("job-live", 0, "w", lease_seconds=600), Claim)
+    send_batch(resources.lambda_dlq_url, [original.body])
+    dead = drain(resources.lambda_dlq_url)
+
+    handler = _handler("dead_letter", resources, monkeypatch)
+    assert handler.handler(_event(dead, resources.lambda_dlq_url), FakeContext()) == {
+        "batchItemFailures": []
+    }
+    group = ledger.get_group("job-live", 0)
+    assert group is not None and group.status == "RUNNING"
+    assert ledger.get_job("job-live").n_failed == 0
+    # Sent back to the work queue, due when the lease runs out (SQS delays at most 15 min).
+    depth = aws.client("sqs").get_queue_attributes(
+        QueueUrl=resources.lambda_queue_url,
+        AttributeNames=["ApproximateNumberOfMessagesDelayed"],
+    )["Attributes"]["ApproximateNumberOfMessagesDelayed"]
+    assert depth == "1"
 
 
 def test_planner_handler_refuses_a_spec_job_id_that_is_not_the_execution_name(

@@ -167,7 +167,8 @@ def test_a_happy_job_succeeds_with_the_reduced_value(stack: LocalStack, tmp_path
     master = json.loads(storage.read_bytes(f"s3://{stack.work_bucket}/jobs/happy/manifest.json"))
     assert result["parent_fingerprint"] == master["fingerprint"]
     job = _job_item(stack, "happy")
-    assert (job["status"], job["remaining"]) == ("SUCCEEDED", "0")
+    assert (job["status"], job["n_groups"]) == ("SUCCEEDED", "3")
+    assert Ledger(stack.ledger_table).get_job("happy").remaining == 0
 
 
 def test_a_failing_group_within_tolerance_succeeds_and_is_listed(
@@ -180,7 +181,8 @@ def test_a_failing_group_within_tolerance_succeeds_and_is_listed(
     assert execution["status"] == "SUCCEEDED", execution.get("cause")
     output = json.loads(execution["output"])
     assert (output["groups_succeeded"], output["groups_failed"]) == (3, 1)
-    [failed] = output["failed_groups"]
+    assert "failed_groups" not in output  # lists live in S3, never in the state
+    [failed] = json.loads(storage.read_bytes(output["failures_uri"]))
     assert failed["status"] == "FAILED" and "poisoned input" in (failed["cause"] or "")
     assert json.loads(storage.read_bytes(output["value_uri"])) == {"lines": 3}
     assert _job_item(stack, "tolerated")["status"] == "SUCCEEDED"

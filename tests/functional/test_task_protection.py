@@ -14,7 +14,7 @@ import pytest
 from parceler import task_protection
 from parceler.container_worker import RunnerOptions, run_loop
 from parceler.errors import TaskProtectionError
-from parceler.planner import plan
+from parceler.planner import plan_and_send
 
 from .conftest import Resources, group_spec, seed_source
 
@@ -151,7 +151,7 @@ def test_the_container_runner_protects_each_group_while_it_runs(
     state, uri = agent
     monkeypatch.setenv(task_protection.AGENT_URI_ENV, uri)
     seed_source(2)
-    plan(group_spec(), "job-protected", resources.planner)
+    plan_and_send(group_spec(), "job-protected", resources.planner)
 
     stats = run_loop(
         resources.worker, RunnerOptions(resources.lambda_queue_url, idle_exit=1, wait_seconds=1)

@@ -16,7 +16,7 @@ from parceler.container_worker import RunnerOptions, run_loop
 from parceler.dead_letter import dead_letter
 from parceler.details import GroupDetails
 from parceler.manifest import read_manifest, write_manifest
-from parceler.planner import plan
+from parceler.planner import plan_and_send
 from parceler.spec_store import read_spec, write_spec
 from parceler.workarea import JobArea
 from parceler.worker import Delivery, handle_delivery, process_message
@@ -35,7 +35,7 @@ def _result_uris(result_uri: str) -> list[str]:
 
 def test_runner_processes_every_group_and_commits_attempt_1(resources: Resources) -> None:
     seed_source(3)
-    plan(group_spec(), "job-ok", resources.planner)
+    plan_and_send(group_spec(), "job-ok", resources.planner)
     stats = run_loop(
         resources.worker,
         RunnerOptions(resources.lambda_queue_url, idle_exit=1, wait_seconds=1),
@@ -62,7 +62,7 @@ def test_worker_dies_before_commit_then_retry_commits_a_new_attempt_without_orph
     resources: Resources, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seed_source(1)
-    plan(group_spec(), "job-d", resources.planner)
+    plan_and_send(group_spec(), "job-d", resources.planner)
     (message,) = receive(resources.lambda_queue_url, wait_seconds=0)
 
     def die(*_args: Any, **_kwargs: Any) -> bool:
@@ -95,7 +95,7 @@ def test_poison_group_goes_to_the_dlq_and_is_failed_while_the_rest_succeed(
 ) -> None:
     resources = make_resources(visibility=30, max_receive=2)
     seed_source(5, names={2: "poison.txt"})
-    plan(group_spec("poison_or_copy"), "job-p", resources.planner)
+    plan_and_send(group_spec("poison_or_copy"), "job-p", resources.planner)
     stats = run_loop(
         resources.worker,
         RunnerOptions(
@@ -125,7 +125,7 @@ def test_processor_error_fails_the_group_at_once_without_burning_retries(
     resources: Resources,
 ) -> None:
     seed_source(1)
-    plan(group_spec(), "job-e", resources.planner)
+    plan_and_send(group_spec(), "job-e", resources.planner)
     (message,) = receive(resources.lambda_queue_url, wait_seconds=0)
     # Replan with a processor the worker cannot import (a permanent error): a new spec
     # stored, and the group manifest citing it.
@@ -162,7 +162,7 @@ def test_processor_error_fails_the_group_at_once_without_burning_retries(
 def _run_with_watch(resources: Resources, heartbeat_interval: float | None) -> tuple[Any, int]:
     """Run one sleepy group with a 2 s visibility; count deliveries seen meanwhile."""
     seed_source(1)
-    plan(group_spec("sleepy"), "job-h", resources.planner)
+    plan_and_send(group_spec("sleepy"), "job-h", resources.planner)
     (message,) = receive(resources.lambda_queue_url, wait_seconds=0)
     box: dict[str, Delivery] = {}
 

@@ -10,7 +10,7 @@ from parceler import storage
 from parceler.aws.ledger import Ledger
 from parceler.aws.queue import receive
 from parceler.manifest import read_manifest
-from parceler.planner import plan
+from parceler.planner import plan_and_send
 from parceler.worker import Delivery, process_message
 
 from . import procs
@@ -24,7 +24,7 @@ def test_two_workers_on_one_group_commit_exactly_one_attempt(
     procs.STARTED.clear()
     procs.GATES.clear()
     seed_source(2)
-    plan(group_spec("gated", files_per_group=2), "job-2w", resources.planner)
+    plan_and_send(group_spec("gated", files_per_group=2), "job-2w", resources.planner)
     (message,) = receive(resources.lambda_queue_url, wait_seconds=0)
     outcomes: dict[str, Delivery] = {}
 

@@ -10,7 +10,7 @@ import pytest
 from parceler import aws
 from parceler.aws.ledger import Ledger
 from parceler.container_worker import RunnerOptions, run_loop
-from parceler.planner import plan
+from parceler.planner import plan_and_send
 from parceler.spec import JobSpec
 
 from .conftest import SOURCE_BUCKET, Resources, group_spec, seed_source
@@ -47,7 +47,7 @@ def test_local_files_changed_after_planning_fail_their_groups(
     spec = JobSpec.model_validate(
         {**group_spec().model_dump(exclude={"source"}), "source": str(folder)}
     )
-    plan(spec, "job-changed", resources.planner)
+    plan_and_send(spec, "job-changed", resources.planner)
 
     # Between planning and processing: one file grows, one is truncated, one is rewritten
     # with the same size (only its change token, the local ETag, tells).
@@ -80,7 +80,7 @@ def test_local_files_changed_after_planning_fail_their_groups(
 
 def test_an_s3_object_overwritten_after_planning_fails_on_its_etag(resources: Resources) -> None:
     seed_source(2)
-    plan(group_spec(), "job-etag", resources.planner)
+    plan_and_send(group_spec(), "job-etag", resources.planner)
     s3 = aws.client("s3")
     key = "data/f0001.txt"
     planned = s3.head_object(Bucket=SOURCE_BUCKET, Key=key)["ETag"].strip('"')

@@ -462,6 +462,7 @@ def test_state_machine_from_the_asl_file_logged_traced_and_granted(
 
     planner_id, _ = _function_by_role(synth, "planner")
     aggregator_id, _ = _function_by_role(synth, "aggregator")
+    waiter_id, _ = _function_by_role(synth, "waiter")
     (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
     props = machine["Properties"]
     assert set(props["DefinitionSubstitutions"]) >= definition_placeholders(synth.definition_file)
@@ -482,11 +483,16 @@ def test_state_machine_from_the_asl_file_logged_traced_and_granted(
         for r in _as_list(s["Resource"])
         if isinstance(r, dict) and "Fn::GetAtt" in r
     }
-    assert invoked == {planner_id, aggregator_id}
+    assert invoked == {planner_id, aggregator_id, waiter_id}
     ledger_actions = {
         a for s in statements for a in _as_list(s["Action"]) if a.startswith("dynamodb:")
     }
-    assert ledger_actions == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+    assert ledger_actions == {"dynamodb:UpdateItem"}  # RecordFailure; the waiter does the rest
+    # The Distributed Maps: read item files in the work area, run their own child executions.
+    actions = {a for s in statements for a in _as_list(s["Action"])}
+    assert {"s3:GetObject", "states:StartExecution", "states:DescribeExecution",
+            "states:StopExecution"} <= actions  # fmt: skip
+    assert not any(a.endswith(":*") for a in actions)
 
 
 # --- monitoring -------------------------------------------------------------------------
@@ -868,6 +874,7 @@ def test_state_machine_log_level_setting_turns_logging_up() -> None:
     from aws_cdk import aws_dynamodb as dynamodb
     from aws_cdk import aws_lambda as lambda_
     from aws_cdk import aws_logs as logs
+    from aws_cdk import aws_s3 as s3
     from aws_cdk import aws_stepfunctions as sfn
 
     from infra.job_state_machine import JobStateMachine
@@ -887,7 +894,11 @@ def test_state_machine_log_level_setting_turns_logging_up() -> None:
         aggregator=lambda_.Function.from_function_attributes(
             stack, "Aggregator", function_arn=arn + "2", same_environment=True
         ),
+        waiter=lambda_.Function.from_function_attributes(
+            stack, "Waiter", function_arn=arn + "3", same_environment=True
+        ),
         ledger=dynamodb.Table.from_table_name(stack, "Ledger", "ledger"),
+        work_bucket=s3.Bucket.from_bucket_name(stack, "Work", "work"),
         log_retention=logs.RetentionDays.ONE_DAY,
         log_level=sfn.LogLevel(settings.state_machine_log_level),
         include_execution_data=settings.log_execution_data,

@@ -17,6 +17,7 @@ from parceler.errors import SpecError
 LOCAL = {
     "PlannerFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:planner",
     "AggregatorFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:aggregator",
+    "WaiterFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:waiter",
     "LedgerTableName": "ledger",
 }
 ASL_VALIDATOR = "asl-validator@4.0.0"
@@ -49,10 +50,11 @@ def _targets(state: dict[str, Any]) -> list[str]:
     return targets
 
 
-def test_the_template_has_exactly_the_three_placeholders() -> None:
+def test_the_template_has_exactly_the_four_placeholders() -> None:
     assert state_machine.placeholders() == {
         "PlannerFunctionArn",
         "AggregatorFunctionArn",
+        "WaiterFunctionArn",
         "LedgerTableName",
     }
     assert state_machine.placeholders() == state_machine.PLACEHOLDERS
@@ -62,7 +64,7 @@ def test_substitution_fills_every_placeholder(asl: dict[str, Any]) -> None:
     text = json.dumps(asl)
     assert "${" not in text
     assert asl["States"]["Plan"]["Parameters"]["FunctionName"] == LOCAL["PlannerFunctionArn"]
-    assert asl["States"]["ReadJob"]["Parameters"]["TableName"] == "ledger"
+    assert asl["States"]["RecordFailure"]["Parameters"]["TableName"] == "ledger"
 
 
 def test_substitution_rejects_missing_and_unknown_names() -> None:
@@ -74,7 +76,7 @@ def test_substitution_rejects_missing_and_unknown_names() -> None:
 
 def test_substituted_values_are_json_escaped() -> None:
     text = state_machine.definition({**LOCAL, "LedgerTableName": 'a"b'})
-    assert json.loads(text)["States"]["ReadJob"]["Parameters"]["TableName"] == 'a"b'
+    assert json.loads(text)["States"]["RecordFailure"]["Parameters"]["TableName"] == 'a"b'
 
 
 def test_every_transition_target_exists_and_every_state_is_reachable(asl: dict[str, Any]) -> None:
@@ -110,57 +112,88 @@ def test_every_task_has_a_catch_all_that_records_the_failure(asl: dict[str, Any]
         if state["Type"] in ("Task", "Map") and name != "RecordFailure":
             assert state["Catch"][-1]["Next"] == "RecordFailure", name
     assert top["RecordFailure"]["Resource"] == "arn:aws:states:::dynamodb:updateItem"
-    assert top["RecordFailure"]["Next"] == "JobFailed"
-    assert top["JobFailed"]["Type"] == "Fail"
+    assert top["RecordFailure"]["Next"] == "FailedInStates"
+    assert {c["Next"] for c in top["FailedInStates"]["Choices"]} == {"StateFailed"}
+    assert top["FailedInStates"]["Default"] == "JobFailed"
+    assert top["JobFailed"]["Type"] == top["StateFailed"]["Type"] == "Fail"
 
 
 def test_the_flow_matches_the_internals_contract(asl: dict[str, Any]) -> None:
     states = asl["States"]
     plan = states["Plan"]
     assert plan["Resource"] == "arn:aws:states:::lambda:invoke"
-    assert plan["Parameters"]["Payload"] == {"job_id.$": "$$.Execution.Name", "spec.$": "$"}
-    assert states["WaitForGroups"]["SecondsPath"] == "$.plan.poll_seconds"
-    read = states["ReadJob"]
-    assert read["Resource"] == "arn:aws:states:::dynamodb:getItem"
-    assert read["Parameters"]["Key"]["sk"] == {"S": "job"}
-    done = states["GroupsDone"]["Choices"][0]
-    assert (done["Variable"], done["StringEquals"], done["Next"]) == (
-        "$.job.remaining",
-        "0",
-        "AggregateBatches",
-    )
-    aggregate = states["AggregateBatches"]
-    assert aggregate["ItemsPath"] == "$.plan.batches"
-    assert aggregate["MaxConcurrency"] >= 1
-    reduce_batch = aggregate["ItemProcessor"]["States"]["ReduceBatch"]
+    assert plan["Parameters"]["Payload"] == {
+        "action": "plan",
+        "job_id.$": "$$.Execution.Name",
+        "spec.$": "$",
+    }
+    assert plan["Next"] == "WriteGroups"
+    write = states["WriteGroups"]["ItemProcessor"]["States"]["WriteSlice"]
+    assert write["Parameters"]["Payload"]["action"] == "write_slice"
+    assert states["WriteGroups"]["Next"] == "WaitForGroups"
+    wait = states["WaitForGroups"]
+    assert wait["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    assert wait["Parameters"]["Payload"]["task_token.$"] == "$$.Task.Token"
+    assert wait["Next"] == "PrepareAggregation"
+    reduce_batch = states["ReduceBatches"]["ItemProcessor"]["States"]["ReduceBatch"]
     assert reduce_batch["Parameters"]["Payload"]["action"] == "reduce_batch"
+    assert states["PrepareAggregation"]["Parameters"]["Payload"]["action"] == "prepare"
     assert states["FinalReduce"]["Parameters"]["Payload"]["action"] == "finalize"
     assert states["WithinTolerance"]["Choices"][0]["Next"] == "JobSucceeded"
     assert states["WithinTolerance"]["Default"] == "TooManyGroupsFailed"
     assert asl["TimeoutSeconds"] > 0
 
 
-def test_the_wait_loop_cannot_spin_forever(asl: dict[str, Any]) -> None:
-    choices = asl["States"]["GroupsDone"]["Choices"]
-    limit = [c for c in choices if c.get("Variable") == "$.polls"]
-    assert limit and limit[0]["Next"] == "WaitTimedOut"
-    assert asl["States"]["CountPoll"]["Parameters"]["polls.$"] == "States.MathAdd($.polls, 1)"
+def test_waiting_is_a_callback_whose_timeout_rechecks_instead_of_failing(
+    asl: dict[str, Any],
+) -> None:
+    """History does not grow with the job's duration: no Wait state polls the ledger; the
+    callback's timeout (the re-check period the plan chose) loops back to register again."""
+    states = asl["States"]
+    assert all(state["Type"] != "Wait" for state in states.values())
+    wait = states["WaitForGroups"]
+    assert wait["TimeoutSecondsPath"] == "$.plan.recheck_seconds"
+    timeout, everything = wait["Catch"]
+    assert timeout == {
+        "ErrorEquals": ["States.Timeout"],
+        "ResultPath": None,
+        "Next": "WaitForGroups",
+    }
+    assert everything["ErrorEquals"] == ["States.ALL"]
+    assert all("States.Timeout" not in r["ErrorEquals"] for r in wait.get("Retry", []))
+
+
+def test_no_state_carries_a_list_that_grows_with_the_job(asl: dict[str, Any]) -> None:
+    """Fan-outs read their items from S3 (Distributed Map + ItemReader), their results are
+    discarded, and every Lambda result is cut down to counts and URIs by a selector."""
+    states = asl["States"]
+    for name in ("WriteGroups", "ReduceBatches"):
+        fan_out = states[name]
+        assert fan_out["ItemReader"]["Resource"] == "arn:aws:states:::s3:getObject"
+        assert fan_out["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+        assert "ItemsPath" not in fan_out
+        assert fan_out["ResultPath"] is None
+        (child,) = fan_out["ItemProcessor"]["States"].values()
+        assert child["OutputPath"] is None and child["ResultPath"] is None
+    for name in ("Plan", "PrepareAggregation", "FinalReduce"):
+        assert "ResultSelector" in states[name], name
+    assert set(states["FinalReduce"]["ResultSelector"]) == {
+        "status.$", "within_tolerance.$", "n_groups.$", "groups_succeeded.$",
+        "groups_failed.$", "result_uri.$", "value_uri.$", "failures_uri.$",
+    }  # fmt: skip
 
 
 def test_only_features_moto_executes(asl: dict[str, Any]) -> None:
     text = json.dumps(asl)
-    for unsupported in (
-        "ItemBatcher",
-        "JSONata",
-        "ToleratedFailurePercentage",
-        "ResultWriter",
-        "ItemReader",
-    ):
+    # ResultWriter is out too: moto evaluates its parameters against the results, not the
+    # state input (docs/local-aws-facts.md).
+    for unsupported in ("ItemBatcher", "JSONata", "ToleratedFailurePercentage", "ResultWriter"):
         assert unsupported not in text, f"{unsupported} is outside moto's Step Functions subset"
     for machine, _ in _scopes(asl):
         for state in machine["States"].values():
             if state["Type"] == "Map":
-                assert state["ItemProcessor"]["ProcessorConfig"]["Mode"] == "INLINE"
+                assert state["ItemReader"]["ReaderConfig"]["InputType"] in ("JSON", "CSV")
+                assert state["ItemProcessor"]["ProcessorConfig"]["ExecutionType"] == "STANDARD"
 
 
 def test_the_definition_file_is_packaged() -> None:

@@ -24,6 +24,7 @@ ROLE_MODULES = {
     "worker": "parceler.worker",
     "dead_letter": "parceler.dead_letter",
     "aggregator": "parceler.aggregator",
+    "waiter": "parceler.waiter",
     "starter": "parceler.starter",
 }
 # What every handler may import besides its role module: settings, errors, pure models.

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from parceler.aggregator import aggregation_batches
+from parceler.aws.completion import progress_of
 from parceler.aws.dynamodb_codec import from_attribute, to_attribute
-from parceler.aws.ledger import group_from_item, job_from_item
+from parceler.aws.ledger import group_from_item, group_key, job_from_item, shards_for
 from parceler.errors import MessageError
 from parceler.messages import GroupMessage, encode
-from parceler.planner import aggregation_batches, poll_interval, route
+from parceler.planner import recheck_interval, route
 from parceler.spec import JobSpec
 from parceler.worker import Delivery, retry_delay
 
@@ -32,18 +34,33 @@ def test_route_sends_groups_over_the_lambda_limit_to_the_container() -> None:
 
 
 def test_aggregation_batches_cover_every_group_once() -> None:
-    batches = aggregation_batches("j", 101, 50)
-    assert [(b.first_group, b.n_groups) for b in batches] == [(0, 50), (50, 50), (100, 1)]
-    assert [b.batch_index for b in batches] == [0, 1, 2]
-    assert aggregation_batches("j", 0) == []
+    batches = aggregation_batches(101, 50)
+    assert [(b["first_group"], b["n_groups"]) for b in batches] == [(0, 50), (50, 50), (100, 1)]
+    assert [b["batch"] for b in batches] == [0, 1, 2]
+    assert aggregation_batches(0) == []
 
 
-def test_poll_interval_is_a_tenth_of_the_longest_group_within_1_to_60_s() -> None:
-    assert poll_interval([]) == 1
-    assert poll_interval([0.2, 3.0]) == 1
-    assert poll_interval([45.0]) == 5
-    assert poll_interval([1.0, 120.0]) == 12
-    assert poll_interval([3600.0]) == 60
+def test_recheck_is_three_times_the_longest_group_within_a_minute_to_an_hour() -> None:
+    assert recheck_interval([]) == 60
+    assert recheck_interval([0.2, 3.0]) == 60
+    assert recheck_interval([45.0]) == 135
+    assert recheck_interval([1.0, 7200.0]) == 3600
+    assert recheck_interval([7200.0], override=5) == 5
+
+
+def test_shards_grow_with_groups_up_to_256_and_spread_consecutive_groups() -> None:
+    assert [shards_for(n) for n in (1, 250, 251, 58_052, 580_000)] == [1, 1, 2, 233, 256]
+    keys = {group_key("j", g, 4)["pk"]["S"] for g in range(8)}
+    assert keys == {"job#j#000", "job#j#001", "job#j#002", "job#j#003"}
+
+
+def test_progress_is_complete_only_when_every_shard_of_a_recorded_plan_is_done() -> None:
+    assert not progress_of("j", {"n_shards": 2, "done_shards": [0]}).complete  # no plan yet
+    assert not progress_of("j", {"n_groups": 5, "n_shards": 2, "done_shards": [0]}).complete
+    done = progress_of(
+        "j", {"n_groups": 5, "n_shards": 2, "done_shards": [0, 1], "wait_token": "t"}
+    )
+    assert done.complete and done.task_token == "t"
 
 
 def test_retry_delay_doubles_and_is_capped() -> None:
@@ -75,6 +92,8 @@ def test_delivery_delete_only_when_the_group_is_done_with() -> None:
         "released",
     ):
         assert Delivery(status).delete is (status in done)  # type: ignore[arg-type]
+    # A delivery replaced by a fresh copy (busy, released) is done with too.
+    assert Delivery("busy", requeued=True).delete
 
 
 @pytest.mark.parametrize(
@@ -86,8 +105,11 @@ def test_ledger_values_round_trip(value: object) -> None:
 
 def test_items_parse_from_dynamodb_form() -> None:
     job = job_from_item({"pk": {"S": "job#j"}, "sk": {"S": "job"}, "status": {"S": "RUNNING"},
-                             "n_groups": {"N": "3"}, "remaining": {"N": "1"}})  # fmt: skip
-    assert (job.job_id, job.n_groups, job.remaining, job.n_succeeded) == ("j", 3, 1, 0)
-    group = group_from_item({"pk": {"S": "job#j"}, "sk": {"S": "group#000012"},
+                         "n_groups": {"N": "3"}, "n_shards": {"N": "2"}},
+                        [{"remaining": {"N": "1"}, "n_succeeded": {"N": "1"}},
+                         {"remaining": {"N": "0"}, "n_failed": {"N": "1"}}])  # fmt: skip
+    assert (job.job_id, job.n_groups, job.remaining, job.n_succeeded) == ("j", 3, 1, 1)
+    assert (job.n_failed, job.n_shards) == (1, 2)
+    group = group_from_item({"pk": {"S": "job#j#001"}, "sk": {"S": "group#000012"},
                                  "status": {"S": "FAILED"}, "attempt": {"N": "2"}})  # fmt: skip
     assert (group.index, group.attempt, group.terminal) == (12, 2, True)

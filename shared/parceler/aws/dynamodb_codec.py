@@ -43,6 +43,8 @@ def from_attribute(attr: Mapping[str, Any]) -> Any:
         return {k: from_attribute(v) for k, v in attr["M"].items()}
     if "L" in attr:
         return [from_attribute(v) for v in attr["L"]]
+    if "NS" in attr:
+        return sorted(int(float(v)) for v in attr["NS"])
     raise TypeError(f"unsupported attribute value {attr!r}")
 
 

@@ -1,7 +1,12 @@
 """The ledger adapter: job and group state in DynamoDB, moved only by conditional writes.
 
-Keys (docs/INTERNALS.md): job item ``pk = "job#{job_id}", sk = "job"``; group item
-``pk = "job#{job_id}", sk = "group#{g:06d}"``.
+Keys (docs/INTERNALS.md): the job item ``pk = "job#{job_id}", sk = "job"``; the job's
+groups and counters are spread over ``S = shards_for(n_groups)`` partition keys
+``job#{job_id}#{s:03d}`` (``s = g % S``): group item ``sk = "group#{g:06d}"``, the shard's
+counter item ``sk = "counts"`` (``remaining``, ``n_succeeded``, ``n_failed``), plan slice
+items ``sk = "slice#{k:05d}"``. A commit writes two items under one partition key, and
+commits spread over S keys, so no key nears DynamoDB's per-partition throughput
+(docs/quotas.md has the arithmetic).
 
 Guarantees, each held by a DynamoDB condition rather than by the caller's good behaviour:
 
@@ -13,10 +18,16 @@ Guarantees, each held by a DynamoDB condition rather than by the caller's good b
   worker runs does not start a second attempt.
 - **Commit** (:meth:`Ledger.commit_group`): one ``TransactWriteItems`` sets the group
   SUCCEEDED with ``committed_attempt`` under ``attribute_not_exists(committed_attempt)``
-  and a non-terminal status, and moves the job counters (``remaining - 1``,
+  and a non-terminal status, and moves its shard's counters (``remaining - 1``,
   ``n_succeeded + 1``). The first attempt to finish wins, whatever its number; a later
-  commit is refused, so exactly one attempt is ever committed and the job counters move
+  commit is refused, so exactly one attempt is ever committed and the counters move
   exactly once per group. Readers trust only ``committed_attempt`` / ``result_uri``.
+  A transaction conflict (two commits on one shard at once) is retried in place with
+  jittered backoff: finished work is never handed back for a conflict.
+- **Completion**: the commit or fail that takes a shard's ``remaining`` to 0 adds the shard
+  to the job item's ``done_shards`` set (idempotent); the one that completes the set sends
+  ``SendTaskSuccess`` with the task token the job state machine's waiter stored there
+  (:mod:`parceler.completion`).
 - **Fail** (:meth:`Ledger.fail_group`): the same transaction shape for FAILED
   (``n_failed + 1``), refused if the group is already terminal.
 
@@ -33,7 +44,12 @@ workers need roughly synchronised clocks (seconds, not minutes).
 
 from __future__ import annotations
 
+import hashlib
+import heapq
+import math
+import random
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
@@ -41,7 +57,8 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from parceler import aws
-from parceler.aws.dynamodb_codec import from_item, set_clauses, to_attribute
+from parceler.aws import completion
+from parceler.aws.dynamodb_codec import from_attribute, from_item, set_clauses, to_attribute
 from parceler.aws.errors import error_code, raise_mapped
 from parceler.errors import JobNotFoundError, LedgerError, RetryableError
 from parceler.ledger import (
@@ -63,6 +80,13 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 _BATCH_WRITE = 25  # the BatchWriteItem maximum
+_BATCH_GET = 100  # the BatchGetItem maximum
+MAX_SHARDS = 256
+"""Partition keys a job's groups and counters spread over, at most (docs/quotas.md)."""
+GROUPS_PER_SHARD = 250
+"""Groups per shard before another shard is added (a job of up to 250 groups has one)."""
+CONFLICT_ATTEMPTS = 10
+"""Tries of a commit transaction that conflicts with another on the same shard."""
 _MAX_TEXT = 4_000  # errors and causes are truncated: an item is capped at 400 KB
 _DAY = 86_400.0
 # Per-item reasons of a cancelled transaction that a retry can clear.
@@ -98,14 +122,45 @@ def create_table(name: str) -> None:
     )
 
 
+def shards_for(n_groups: int) -> int:
+    """How many partition keys a job of ``n_groups`` groups spreads its groups over:
+    ``ceil(n_groups / GROUPS_PER_SHARD)``, between 1 and :data:`MAX_SHARDS`."""
+    return max(1, min(MAX_SHARDS, math.ceil(n_groups / GROUPS_PER_SHARD)))
+
+
 def job_key(job_id: str) -> dict[str, Any]:
     """The key of a job item."""
     return {"pk": {"S": f"job#{job_id}"}, "sk": {"S": "job"}}
 
 
-def group_key(job_id: str, index: int) -> dict[str, Any]:
-    """The key of a group item."""
-    return {"pk": {"S": f"job#{job_id}"}, "sk": {"S": f"group#{index:06d}"}}
+def shard_pk(job_id: str, shard: int) -> str:
+    """The partition key of one of a job's shards."""
+    return f"job#{job_id}#{shard:03d}"
+
+
+def group_key(job_id: str, index: int, n_shards: int) -> dict[str, Any]:
+    """The key of a group item (under shard ``index % n_shards``)."""
+    return {"pk": {"S": shard_pk(job_id, index % n_shards)}, "sk": {"S": f"group#{index:06d}"}}
+
+
+def counter_key(job_id: str, shard: int) -> dict[str, Any]:
+    """The key of a shard's counter item."""
+    return {"pk": {"S": shard_pk(job_id, shard)}, "sk": {"S": "counts"}}
+
+
+def slice_key(job_id: str, slice_index: int, n_shards: int) -> dict[str, Any]:
+    """The key of a plan slice's progress item."""
+    return {
+        "pk": {"S": shard_pk(job_id, slice_index % n_shards)},
+        "sk": {"S": f"slice#{slice_index:05d}"},
+    }
+
+
+def _job_id_of(pk: Any) -> str:
+    """The job id in a job's or a shard's partition key (``job#{id}`` or ``job#{id}#{s}``)."""
+    text = str(pk).removeprefix("job#")
+    head, _, shard = text.rpartition("#")
+    return head if head and len(shard) == 3 and shard.isdigit() else text
 
 
 def _reasons(exc: ClientError) -> list[Any]:
@@ -130,23 +185,30 @@ def _str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def job_from_item(item: Mapping[str, Any]) -> JobItem:
-    """A job item as DynamoDB returns it → :class:`JobItem`."""
+def job_from_item(item: Mapping[str, Any], counters: Sequence[Mapping[str, Any]] = ()) -> JobItem:
+    """A job item and its shard counters as DynamoDB returns them → :class:`JobItem` (the
+    counts are the counters' sums; a job not planned yet has none)."""
     data = from_item(item)
+    counts = [from_item(c) for c in counters]
+    n_groups = _int(data.get("n_groups"))
     return JobItem(
-        job_id=str(data["pk"]).removeprefix("job#"),
+        job_id=_job_id_of(data["pk"]),
         status=str(data.get("status", "")),
-        n_groups=_int(data.get("n_groups")),
-        n_succeeded=int(data.get("n_succeeded") or 0),
-        n_failed=int(data.get("n_failed") or 0),
-        remaining=_int(data.get("remaining")),
+        n_groups=n_groups,
+        n_succeeded=sum(int(c.get("n_succeeded") or 0) for c in counts),
+        n_failed=sum(int(c.get("n_failed") or 0) for c in counts),
+        remaining=(
+            sum(int(c.get("remaining") or 0) for c in counts) if n_groups is not None else None
+        ),
         created_at=_float(data.get("created_at")),
         updated_at=_float(data.get("updated_at")),
         expires_at=_float(data.get(TTL_ATTRIBUTE)),
         spec=_str(data.get("spec")),
-        enqueued_through=int(data.get("enqueued_through") or 0),
-        poll_seconds=_int(data.get("poll_seconds")),
-        plan_uri=_str(data.get("plan_uri")),
+        n_shards=int(data.get("n_shards") or 1),
+        n_slices=_int(data.get("n_slices")),
+        recheck_seconds=_int(data.get("recheck_seconds")),
+        done_shards=frozenset(int(x) for x in (data.get("done_shards") or ())),
+        wait_token=_str(data.get("wait_token")),
         n_files=_int(data.get("n_files")),
         total_size=_int(data.get("total_size")),
         fingerprint=_str(data.get("fingerprint")),
@@ -161,7 +223,7 @@ def group_from_item(item: Mapping[str, Any]) -> GroupItem:
     """A group item as DynamoDB returns it → :class:`GroupItem`."""
     data = from_item(item)
     return GroupItem(
-        job_id=str(data["pk"]).removeprefix("job#"),
+        job_id=_job_id_of(data["pk"]),
         index=int(str(data["sk"]).removeprefix("group#")),
         status=str(data.get("status", "")),
         attempt=int(data.get("attempt") or 0),
@@ -209,6 +271,21 @@ class Ledger:
     def __init__(self, table: str, *, retention_days: float = DEFAULT_RETENTION_DAYS) -> None:
         self.table = table
         self.retention_seconds = retention_days * _DAY
+        self._shards: dict[str, int] = {}
+
+    def n_shards(self, job_id: str) -> int:
+        """The job's shard count, read from the job item once its plan is recorded (and
+        cached from then on: it never changes). A job that is unknown or not planned yet
+        has no group items; 1 is returned so that lookups find nothing."""
+        if job_id not in self._shards:
+            item = self._get(job_key(job_id), "GetItem(job)")
+            if item is None or "n_groups" not in item:
+                return 1
+            self._shards[job_id] = int(from_attribute(item.get("n_shards", {"N": "1"})) or 1)
+        return self._shards[job_id]
+
+    def _group_key(self, job_id: str, index: int) -> dict[str, Any]:
+        return group_key(job_id, index, self.n_shards(job_id))
 
     @property
     def _db(self) -> DynamoDBClient:
@@ -248,7 +325,7 @@ class Ledger:
         return self.get_job(job_id), False
 
     def get_job(self, job_id: str) -> JobItem:
-        """The job item (strongly consistent).
+        """The job item (strongly consistent), with counts summed over its shard counters.
 
         Raises:
             JobNotFoundError: no such job.
@@ -259,14 +336,43 @@ class Ledger:
                 f"job {job_id!r} is not in ledger table {self.table!r}.",
                 "check the job id and the ledger table.",
             )
-        return job_from_item(item)
+        counters: list[dict[str, Any]] = []
+        if "n_groups" in item:
+            n_shards = int(from_attribute(item.get("n_shards", {"N": "1"})) or 1)
+            self._shards[job_id] = n_shards
+            counters = self._get_many([counter_key(job_id, s) for s in range(n_shards)])
+        return job_from_item(item, counters)
 
     def record_plan(self, job_id: str, *, n_groups: int, attrs: Mapping[str, Any]) -> bool:
-        """Record the plan's group count once (``remaining = n_groups``); False if recorded."""
-        names, values, sets = set_clauses(
-            {"n_groups": n_groups, "remaining": n_groups, **_job_attrs(attrs)}
+        """Create the shard counters and record the plan on the job item, once.
+
+        The counters are written first (unconditionally: nothing can have counted yet, as
+        no message of the job was sent before the plan is recorded), then ``n_groups`` and
+        ``n_shards`` under ``attribute_not_exists(n_groups)``. Returns False if a plan was
+        already recorded (its counters are left alone).
+        """
+        _job_attrs(attrs)
+        n_shards = shards_for(n_groups)
+        now = time.time()
+        if self.get_job(job_id).n_groups is not None:
+            return False
+        self._put_many(
+            [
+                {
+                    **counter_key(job_id, s),
+                    "remaining": to_attribute(len(range(s, n_groups, n_shards))),
+                    "n_succeeded": {"N": "0"},
+                    "n_failed": {"N": "0"},
+                    "created_at": to_attribute(now),
+                    TTL_ATTRIBUTE: to_attribute(now + self.retention_seconds),
+                }
+                for s in range(n_shards)
+            ]
         )
-        return self._update(
+        names, values, sets = set_clauses(
+            {"n_groups": n_groups, "n_shards": n_shards, **_job_attrs(attrs)}
+        )
+        recorded = self._update(
             job_key(job_id),
             "SET " + ", ".join(sets),
             names,
@@ -274,18 +380,9 @@ class Ledger:
             condition="attribute_exists(pk) AND attribute_not_exists(n_groups)",
             action="UpdateItem(record_plan)",
         )
-
-    def advance_job_counter(self, job_id: str, name: str, value: int) -> None:
-        """Raise a monotonic job attribute (e.g. ``enqueued_through``) to ``value``, never lower."""
-        _job_attrs({name: value})
-        self._update(
-            job_key(job_id),
-            "SET #n = :v, updated_at = :now",
-            {"#n": name},
-            {":v": to_attribute(value), ":now": to_attribute(time.time())},
-            condition="attribute_exists(pk) AND (attribute_not_exists(#n) OR #n < :v)",
-            action=f"UpdateItem({name})",
-        )
+        if recorded:
+            self._shards[job_id] = n_shards
+        return recorded
 
     def mark_job(
         self,
@@ -330,11 +427,12 @@ class Ledger:
         was sent (see :func:`parceler.planner.plan`), when rewriting an item is harmless.
         """
         ts = time.time() if now is None else now
+        n_shards = self.n_shards(job_id)
         requests = [
             {
                 "PutRequest": {
                     "Item": {
-                        **group_key(job_id, g.index),
+                        **group_key(job_id, g.index, n_shards),
                         "status": {"S": PENDING},
                         "attempt": {"N": "0"},
                         "fingerprint": {"S": g.fingerprint},
@@ -351,8 +449,15 @@ class Ledger:
             }
             for g in groups
         ]
+        self._write_requests(requests)
+
+    def _put_many(self, items: Sequence[dict[str, Any]]) -> None:
+        """BatchWriteItem ``items``, 25 per call, unprocessed items retried with backoff."""
+        self._write_requests([{"PutRequest": {"Item": item}} for item in items])
+
+    def _write_requests(self, requests: Sequence[dict[str, Any]]) -> None:
         for start in range(0, len(requests), _BATCH_WRITE):
-            pending: list[Any] = requests[start : start + _BATCH_WRITE]
+            pending: list[Any] = list(requests[start : start + _BATCH_WRITE])
             for attempt in range(10):
                 if not pending:
                     break
@@ -368,21 +473,36 @@ class Ledger:
                 pending = list(response.get("UnprocessedItems", {}).get(self.table, []))
             if pending:
                 raise RetryableError(
-                    f"ledger BatchWriteItem left {len(pending)} group item(s) unwritten.",
+                    f"ledger BatchWriteItem left {len(pending)} item(s) unwritten.",
                     "run the planner again (it is idempotent).",
                 )
 
     def get_group(self, job_id: str, index: int) -> GroupItem | None:
         """One group item (strongly consistent), or None."""
-        item = self._get(group_key(job_id, index), "GetItem(group)")
+        item = self._get(self._group_key(job_id, index), "GetItem(group)")
         return None if item is None else group_from_item(item)
 
+    def get_groups(self, job_id: str, indices: Sequence[int]) -> dict[int, GroupItem]:
+        """Several group items by index (BatchGetItem, consistent); missing ones are absent."""
+        n_shards = self.n_shards(job_id)
+        items = self._get_many([group_key(job_id, i, n_shards) for i in indices])
+        groups = (group_from_item(item) for item in items)
+        return {g.index: g for g in groups}
+
     def list_groups(self, job_id: str) -> Iterator[GroupItem]:
-        """Every group item of a job, in index order (a paginated, consistent Query)."""
+        """Every group item of a job, in index order (a paginated, consistent Query per
+        shard, merged)."""
+        shards = [self._query_groups(job_id, s) for s in range(self.n_shards(job_id))]
+        yield from heapq.merge(*shards, key=lambda g: g.index)
+
+    def _query_groups(self, job_id: str, shard: int) -> Iterator[GroupItem]:
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :g)",
-            "ExpressionAttributeValues": {":pk": {"S": f"job#{job_id}"}, ":g": {"S": "group#"}},
+            "ExpressionAttributeValues": {
+                ":pk": {"S": shard_pk(job_id, shard)},
+                ":g": {"S": "group#"},
+            },
             "ConsistentRead": True,
         }
         while True:
@@ -444,7 +564,7 @@ class Ledger:
         try:
             response = self._db.update_item(
                 TableName=self.table,
-                Key=group_key(job_id, index),
+                Key=self._group_key(job_id, index),
                 UpdateExpression=(
                     "SET #status = :running, worker = :w, started_at = :now, lease_until = :lease,"
                     " updated_at = :now ADD attempt :one"
@@ -482,7 +602,7 @@ class Ledger:
         """Push the lease of ``attempt`` forward (the heartbeat); False if the attempt lost it."""
         now = time.time()
         return self._update(
-            group_key(job_id, index),
+            self._group_key(job_id, index),
             "SET lease_until = :lease, updated_at = :now",
             {"#status": "status"},
             {
@@ -515,7 +635,7 @@ class Ledger:
         now = time.time()
         group_update = {
             "TableName": self.table,
-            "Key": group_key(job_id, index),
+            "Key": self._group_key(job_id, index),
             "UpdateExpression": (
                 "SET #status = :succeeded, committed_attempt = :a, result_uri = :r,"
                 " value_summary = :v, finished_at = :now, updated_at = :now REMOVE lease_until"
@@ -546,7 +666,7 @@ class Ledger:
         now = time.time()
         group_update = {
             "TableName": self.table,
-            "Key": group_key(job_id, index),
+            "Key": self._group_key(job_id, index),
             "UpdateExpression": (
                 "SET #status = :failed, #error = :e, cause = :c, finished_at = :now,"
                 " updated_at = :now REMOVE lease_until"
@@ -586,7 +706,7 @@ class Ledger:
             ":running": {"S": RUNNING},
         }
         handed_back = self._update(
-            group_key(job_id, index),
+            self._group_key(job_id, index),
             "SET last_error = :e, last_cause = :c, last_attempt = :a, #status = :pending,"
             " updated_at = :now REMOVE lease_until",
             {"#status": "status"},
@@ -597,7 +717,7 @@ class Ledger:
         if handed_back:
             return True
         self._update(
-            group_key(job_id, index),
+            self._group_key(job_id, index),
             "SET last_error = :e, last_cause = :c, updated_at = :now",
             {"#status": "status"},
             values,
@@ -611,9 +731,18 @@ class Ledger:
     def _finish(
         self, job_id: str, group_update: dict[str, Any], counter: str, now: float, action: str
     ) -> bool:
-        job_update = {
+        """One transaction: the group's terminal update and its shard counter's move.
+
+        Conflicts with another transaction on the same shard are retried here, with full
+        jitter, up to :data:`CONFLICT_ATTEMPTS` times; the ``ClientRequestToken`` makes a
+        retry of a transaction that did commit (an ambiguous network failure) a no-op.
+        Afterwards the shard's completion is noted (:meth:`note_shard_progress`).
+        """
+        index = int(str(group_update["Key"]["sk"]["S"]).removeprefix("group#"))
+        shard = index % self.n_shards(job_id)
+        counter_update = {
             "TableName": self.table,
-            "Key": job_key(job_id),
+            "Key": counter_key(job_id, shard),
             "UpdateExpression": "SET updated_at = :now ADD remaining :minus, #counter :one",
             "ConditionExpression": "attribute_exists(pk)",
             "ExpressionAttributeNames": {"#counter": counter},
@@ -623,24 +752,139 @@ class Ledger:
                 ":one": {"N": "1"},
             },
         }
-        try:
-            self._db.transact_write_items(
-                TransactItems=[{"Update": group_update}, {"Update": job_update}]  # type: ignore[typeddict-item]
-            )
-        except ClientError as exc:
-            if error_code(exc) != "TransactionCanceledException":
+        digest = hashlib.sha256(repr((group_update, counter)).encode()).digest()[:16]
+        token = str(uuid.UUID(bytes=digest))
+        for attempt in range(CONFLICT_ATTEMPTS):
+            try:
+                self._db.transact_write_items(
+                    TransactItems=[{"Update": group_update}, {"Update": counter_update}],  # type: ignore[typeddict-item]
+                    ClientRequestToken=token,
+                )
+                break
+            except ClientError as exc:
+                code = error_code(exc)
+                reasons = [str(r.get("Code") or "None") for r in _reasons(exc)]
+                conflicted = code == "TransactionConflictException" or (
+                    code == "TransactionCanceledException"
+                    and any(r in _RETRYABLE_REASONS for r in reasons)
+                )
+                if conflicted and attempt + 1 < CONFLICT_ATTEMPTS:
+                    time.sleep(random.uniform(0.0, min(1.0, 0.025 * 2**attempt)))
+                    continue
+                if code != "TransactionCanceledException":
+                    raise_mapped(exc, "dynamodb", action)
+                if conflicted:
+                    raise RetryableError(f"ledger {action} conflicted ({reasons}); retry.") from exc
+                if reasons and reasons[0] == "ConditionalCheckFailed":
+                    return False
+                if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                    raise JobNotFoundError(
+                        f"ledger {action}: job {job_id!r} has no counter for shard {shard}."
+                    ) from exc
+                raise LedgerError(f"ledger {action} was cancelled ({reasons}).") from exc
+            except BotoCoreError as exc:
                 raise_mapped(exc, "dynamodb", action)
-            reasons = [str(r.get("Code") or "None") for r in _reasons(exc)]
-            if any(code in _RETRYABLE_REASONS for code in reasons):
-                raise RetryableError(f"ledger {action} conflicted ({reasons}); retry.") from exc
-            if reasons and reasons[0] == "ConditionalCheckFailed":
-                return False
-            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
-                raise JobNotFoundError(f"ledger {action}: job {job_id!r} has no job item.") from exc
-            raise LedgerError(f"ledger {action} was cancelled ({reasons}).") from exc
-        except BotoCoreError as exc:
-            raise_mapped(exc, "dynamodb", action)
+        self.note_shard_progress(job_id, shard)
         return True
+
+    # ---- completion -----------------------------------------------------------------------
+
+    def note_shard_progress(self, job_id: str, shard: int) -> None:
+        """If ``shard`` has no group left, add it to the job's ``done_shards`` and, when that
+        completes the set, signal the waiting execution (idempotent; any caller may repeat
+        it). A failure to signal is logged, never raised: the waiter's re-check covers it."""
+        counts = self._get(counter_key(job_id, shard), "GetItem(counts)")
+        if counts is None or int(from_attribute(counts.get("remaining", {"N": "1"})) or 0) > 0:
+            return
+        completion.signal_if_complete(job_id, self._add_done_shards(job_id, [shard]))
+
+    def register_waiter(self, job_id: str, task_token: str) -> completion.JobProgress:
+        """Store the waiting execution's task token on the job item, recount every shard
+        (repairing ``done_shards``), and return where the job stands."""
+        self._update(
+            job_key(job_id),
+            "SET wait_token = :t, updated_at = :now",
+            {},
+            {":t": {"S": task_token}, ":now": to_attribute(time.time())},
+            condition="attribute_exists(pk)",
+            action="UpdateItem(register_waiter)",
+        )
+        job = self.get_job(job_id)
+        counters = self._get_many([counter_key(job_id, s) for s in range(job.n_shards)])
+        done = [
+            int(str(c["pk"]["S"]).rsplit("#", 1)[1])
+            for c in counters
+            if int(from_attribute(c.get("remaining", {"N": "1"})) or 0) <= 0
+        ]
+        item = (
+            self._add_done_shards(job_id, done)
+            if done
+            else from_item(self._get(job_key(job_id), "GetItem(job)") or {})
+        )
+        return completion.progress_of(job_id, item)
+
+    def _add_done_shards(self, job_id: str, shards: Sequence[int]) -> dict[str, Any]:
+        try:
+            response = self._db.update_item(
+                TableName=self.table,
+                Key=job_key(job_id),
+                UpdateExpression="ADD done_shards :s SET updated_at = :now",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={
+                    ":s": {"NS": [str(s) for s in sorted(set(shards))]},
+                    ":now": to_attribute(time.time()),
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise_mapped(exc, "dynamodb", "UpdateItem(done_shards)")
+        return from_item(response.get("Attributes", {}))
+
+    # ---- plan slices ----------------------------------------------------------------------
+
+    def get_slice(self, job_id: str, slice_index: int) -> dict[str, Any]:
+        """A plan slice's progress marks (``items_written``, ``enqueued_through``), or {}."""
+        item = self._get(slice_key(job_id, slice_index, self.n_shards(job_id)), "GetItem(slice)")
+        return {} if item is None else from_item(item)
+
+    def mark_slice(self, job_id: str, slice_index: int, **marks: Any) -> None:
+        """Set progress marks on a plan slice's item (creating it)."""
+        names, values, sets = set_clauses({**marks, "updated_at": time.time()})
+        self._update(
+            slice_key(job_id, slice_index, self.n_shards(job_id)),
+            "SET " + ", ".join(sets),
+            names,
+            values,
+            condition=None,
+            action="UpdateItem(slice)",
+        )
+
+    def _get_many(self, keys: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """BatchGetItem (consistent), 100 keys per call, unprocessed keys retried; the items
+        found, in no particular order."""
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(keys), _BATCH_GET):
+            pending: list[Any] = list(keys[start : start + _BATCH_GET])
+            for attempt in range(10):
+                if not pending:
+                    break
+                if attempt:
+                    time.sleep(min(2.0, 0.05 * 2**attempt))
+                try:
+                    response = self._db.batch_get_item(
+                        RequestItems={self.table: {"Keys": pending, "ConsistentRead": True}}
+                    )
+                except (ClientError, BotoCoreError) as exc:
+                    try:
+                        raise_mapped(exc, "dynamodb", "BatchGetItem")
+                    except RetryableError:
+                        continue
+                found.extend(dict(i) for i in response.get("Responses", {}).get(self.table, []))
+                unprocessed: Any = response.get("UnprocessedKeys", {}).get(self.table, {})
+                pending = list(unprocessed.get("Keys", []))
+            if pending:
+                raise RetryableError(f"ledger BatchGetItem left {len(pending)} key(s) unread.")
+        return found
 
     def _get(self, key: dict[str, Any], action: str) -> dict[str, Any] | None:
         try:
@@ -657,17 +901,18 @@ class Ledger:
         names: dict[str, str],
         values: dict[str, Any],
         *,
-        condition: str,
+        condition: str | None,
         action: str,
     ) -> bool:
-        used_names = {k: v for k, v in names.items() if k in expression or k in condition}
+        used_names = {k: v for k, v in names.items() if k in expression or k in (condition or "")}
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "Key": key,
             "UpdateExpression": expression,
-            "ConditionExpression": condition,
             "ExpressionAttributeValues": values,
         }
+        if condition is not None:
+            kwargs["ConditionExpression"] = condition
         if used_names:
             kwargs["ExpressionAttributeNames"] = used_names
         try:

@@ -139,6 +139,26 @@ def change_visibility(queue_url: str, receipt_handle: str, seconds: float) -> No
         raise_mapped(exc, "sqs", "ChangeMessageVisibility")
 
 
+MAX_DELAY_SECONDS = 900
+"""SQS's largest ``DelaySeconds``."""
+
+
+def requeue(queue_url: str, body: str, receipt_handle: str | None, delay: float = 0.0) -> None:
+    """Put a fresh copy of a message back (visible after ``delay`` seconds, at most 15 min)
+    and delete the received one, so that a delivery the worker did not use (the group was
+    busy, or there was no time to start it) does not count toward the queue's
+    ``maxReceiveCount``. A crash between the two leaves both: a duplicate, which the
+    worker protocol drops. ``receipt_handle=None`` sends the copy only (the caller's event
+    source mapping deletes the received one)."""
+    seconds = int(max(0, min(MAX_DELAY_SECONDS, round(delay))))
+    try:
+        aws.client("sqs").send_message(QueueUrl=queue_url, MessageBody=body, DelaySeconds=seconds)
+    except (ClientError, BotoCoreError) as exc:
+        raise_mapped(exc, "sqs", "SendMessage")
+    if receipt_handle is not None:
+        delete(queue_url, receipt_handle)
+
+
 def release(queue_url: str, receipt_handle: str) -> None:
     """Hand a message back to the queue at once (a worker that cannot start or finish it)."""
     change_visibility(queue_url, receipt_handle, 0)

@@ -2,7 +2,7 @@
 
 Work bucket; ledger table (``pk``/``sk``, TTL ``expires_at``); a Lambda queue and a container
 queue, each with a DLQ and a ``RedrivePolicy`` (``maxReceiveCount``); the functions planner,
-worker, aggregator, dead_letter and starter with the environment their settings models read
+worker, aggregator, waiter, dead_letter and starter with the environment their settings models read
 (plus :data:`parceler.local.lambda_hook.ROLE_VARIABLE`, so the hook runs them in-process);
 and the job state machine from the one ASL definition with local ARNs substituted.
 
@@ -32,7 +32,7 @@ from parceler.settings import (
     WorkerSettings,
 )
 
-ROLES = ("planner", "worker", "aggregator", "dead_letter", "starter")
+ROLES = ("planner", "worker", "aggregator", "waiter", "dead_letter", "starter")
 _RUNTIME = "python3.12"
 _ASSUME_LAMBDA = json.dumps(
     {
@@ -74,7 +74,12 @@ class LocalStack:
             },
             "worker": work,
             "aggregator": work,
-            "dead_letter": ledger,
+            "waiter": ledger,
+            "dead_letter": {
+                **ledger,
+                "PARCELER_LAMBDA_QUEUE_URL": self.lambda_queue_url,
+                "PARCELER_CONTAINER_QUEUE_URL": self.container_queue_url,
+            },
             "starter": {
                 "PARCELER_STATE_MACHINE_ARN": self.state_machine_arn,
                 "PARCELER_TRIGGER_BUCKETS": self.work_bucket,
@@ -180,6 +185,7 @@ def create_local_stack(
         {
             "PlannerFunctionArn": arns["planner"],
             "AggregatorFunctionArn": arns["aggregator"],
+            "WaiterFunctionArn": arns["waiter"],
             "LedgerTableName": ledger_table,
         }
     )
