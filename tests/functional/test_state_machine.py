@@ -11,17 +11,20 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
-from parceler import container_worker, storage
+from parceler import aws, container_worker, storage
 from parceler.aws.ledger import Ledger
 from parceler.dead_letter import dead_letter
+from parceler.history import measure_execution
 from parceler.local.emulator import LocalAws
 from parceler.local.resources import LocalStack, create_local_stack
+from parceler.quotas import ExecutionMeasure
 
 pytestmark = pytest.mark.functional
 
@@ -282,3 +285,94 @@ def test_the_starter_turns_a_spec_upload_into_one_execution(
         stateMachineArn=stack.state_machine_arn
     )
     assert [e["name"] for e in executions["executions"]] == [first.job_id]
+
+
+# --- scale: nothing in the history or the state grows with groups, failures or time -------
+
+
+def sleep_lines(file: Any) -> dict[str, int]:
+    """Count lines after sleeping the seconds the file's name says (``sleep-3-….txt``)."""
+    time.sleep(float(file.basename.split("-")[1]))
+    return {"lines": file.read_bytes().count(b"\n")}
+
+
+def _measure(stack: LocalStack, name: str) -> ExecutionMeasure:
+    arn = stack.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+    return measure_execution(arn)
+
+
+def test_history_and_state_stay_flat_as_groups_slices_and_shards_grow(
+    stack: LocalStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """2 groups in one slice, shard and batch against 30 groups in 8 slices, 10 shards and
+    6 aggregation batches: the parent's history and its largest state are the same size
+    (the fan-outs are Distributed Maps over S3 item files, whose children AWS counts in
+    their own histories)."""
+    monkeypatch.setattr("parceler.planner.SLICE_GROUPS", 4)
+    monkeypatch.setattr("parceler.aws.ledger.GROUPS_PER_SHARD", 3)
+    monkeypatch.setattr("parceler.aggregator.AGGREGATION_BATCH", 5)
+    small = _files(tmp_path / "small", ["a\n"] * 2)
+    large = _files(tmp_path / "large", ["a\n"] * 30)
+
+    assert _run(stack, "two-groups", _spec(small))["status"] == "SUCCEEDED"
+    assert _run(stack, "thirty-groups", _spec(large))["status"] == "SUCCEEDED"
+
+    few, many = _measure(stack, "two-groups"), _measure(stack, "thirty-groups")
+    assert Ledger(stack.ledger_table).get_job("thirty-groups").n_shards == 10
+    assert abs(many.history_events - few.history_events) <= 2, (few, many)
+    assert many.map_runs == few.map_runs == 2
+    assert max(few.largest_state_bytes, many.largest_state_bytes) <= 16 * 1024
+    assert abs(many.largest_state_bytes - few.largest_state_bytes) <= 16  # ids, not lists
+
+
+def test_a_long_wait_adds_no_history(stack: LocalStack, tmp_path: Path) -> None:
+    """The wait is a callback, not a poll: a job whose groups take 12 s records no more
+    events than one whose groups take 0 s."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "sleep-0-a.txt").write_text("a\n")
+    (folder / "sleep-0-b.txt").write_text("b\n")
+    slow = tmp_path / "slow"
+    slow.mkdir()
+    (slow / "sleep-12-a.txt").write_text("a\n")
+    (slow / "sleep-12-b.txt").write_text("b\n")
+    spec = {
+        **_spec(str(folder)),
+        "processor": {"kind": "python", "function": f"{__name__}:sleep_lines"},
+    }
+    quick = _run(stack, "quick", spec)
+    assert quick["status"] == "SUCCEEDED"
+    assert _run(stack, "slow", {**spec, "source": str(slow)})["status"] == "SUCCEEDED"
+
+    assert _measure(stack, "slow").history_events - _measure(stack, "quick").history_events <= 2
+
+
+def test_a_lost_completion_signal_still_ends_the_job(stack: LocalStack, tmp_path: Path) -> None:
+    """The first SendTaskSuccess (from the last commit) is dropped on its way: the wait's
+    re-check period runs out, the waiter recounts the ledger and ends the wait itself."""
+    dropped: list[str] = []
+
+    def drop_first(params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]] | None:
+        if dropped:
+            return None
+        dropped.append(json.loads(params["body"])["taskToken"])
+        return _Accepted(), {}
+
+    events = aws.client("stepfunctions").meta.events
+    events.register("before-call.sfn.SendTaskSuccess", drop_first, unique_id="drop")
+    try:
+        spec = _spec(_files(tmp_path / "in", ["a\n", "b\n"]), limits={"recheck_seconds": 3})
+        execution = _run(stack, "lost-signal", spec)
+    finally:
+        events.unregister("before-call.sfn.SendTaskSuccess", unique_id="drop")
+
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    assert len(dropped) == 1
+    measure = _measure(stack, "lost-signal")
+    assert measure.events_by_type.get("TaskTimedOut", 0) >= 1
+    assert json.loads(execution["output"])["groups_succeeded"] == 2
+
+
+@dataclass
+class _Accepted:
+    status_code: int = 200
