@@ -23,8 +23,9 @@ from parceler import aws
 from parceler.aws.ledger import CONFLICT_ATTEMPTS, Ledger
 from parceler.errors import RetryableError
 from parceler.ledger import Claim, NewGroup
+from parceler.local.emulator import LocalAws
 
-from .conftest import Resources
+from .conftest import Resources, create_resources
 
 JOB = "job-load"
 
@@ -88,11 +89,19 @@ def signals() -> Iterator[list[dict[str, Any]]]:
     events.unregister("before-call.sfn.SendTaskSuccess", unique_id="signals")
 
 
+@pytest.fixture
+def serialized() -> Iterator[Resources]:
+    """The resources in the local mode's emulator, which serialises requests: the
+    test-wide moto server does not, and loses concurrent ``ADD`` updates of its own."""
+    with LocalAws(lambda_hook=False):
+        yield create_resources()
+
+
 def test_concurrent_commits_that_conflict_are_retried_in_place_and_counted_once(
-    resources: Resources, conflicts: Counter[str]
+    serialized: Resources, conflicts: Counter[str]
 ) -> None:
     n = 12
-    ledger = _planned(resources, n)  # 12 groups: one shard, so every commit hits one counter
+    ledger = _planned(serialized, n)  # 12 groups: one shard, so every commit hits one counter
     start = threading.Barrier(n)
 
     def commit(g: int) -> bool:

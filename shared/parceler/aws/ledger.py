@@ -50,7 +50,7 @@ import math
 import random
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
@@ -456,26 +456,11 @@ class Ledger:
         self._write_requests([{"PutRequest": {"Item": item}} for item in items])
 
     def _write_requests(self, requests: Sequence[dict[str, Any]]) -> None:
-        for start in range(0, len(requests), _BATCH_WRITE):
-            pending: list[Any] = list(requests[start : start + _BATCH_WRITE])
-            for attempt in range(10):
-                if not pending:
-                    break
-                if attempt:
-                    time.sleep(min(2.0, 0.05 * 2**attempt))
-                try:
-                    response = self._db.batch_write_item(RequestItems={self.table: pending})
-                except (ClientError, BotoCoreError) as exc:
-                    try:
-                        raise_mapped(exc, "dynamodb", "BatchWriteItem")
-                    except RetryableError:
-                        continue
-                pending = list(response.get("UnprocessedItems", {}).get(self.table, []))
-            if pending:
-                raise RetryableError(
-                    f"ledger BatchWriteItem left {len(pending)} item(s) unwritten.",
-                    "run the planner again (it is idempotent).",
-                )
+        def call(pending: list[Any]) -> list[Any]:
+            response = self._db.batch_write_item(RequestItems={self.table: pending})
+            return list(response.get("UnprocessedItems", {}).get(self.table, []))
+
+        self._batched(requests, _BATCH_WRITE, call, "BatchWriteItem")
 
     def get_group(self, job_id: str, index: int) -> GroupItem | None:
         """One group item (strongly consistent), or None."""
@@ -863,28 +848,46 @@ class Ledger:
         """BatchGetItem (consistent), 100 keys per call, unprocessed keys retried; the items
         found, in no particular order."""
         found: list[dict[str, Any]] = []
-        for start in range(0, len(keys), _BATCH_GET):
-            pending: list[Any] = list(keys[start : start + _BATCH_GET])
+
+        def call(pending: list[Any]) -> list[Any]:
+            response = self._db.batch_get_item(
+                RequestItems={self.table: {"Keys": pending, "ConsistentRead": True}}
+            )
+            found.extend(dict(i) for i in response.get("Responses", {}).get(self.table, []))
+            unprocessed: Any = response.get("UnprocessedKeys", {}).get(self.table, {})
+            return list(unprocessed.get("Keys", []))
+
+        self._batched(keys, _BATCH_GET, call, "BatchGetItem")
+        return found
+
+    def _batched(
+        self,
+        entries: Sequence[Any],
+        size: int,
+        call: Callable[[list[Any]], list[Any]],
+        action: str,
+    ) -> None:
+        """Run a batch call over ``entries``, ``size`` at a time; ``call`` returns what the
+        service left unprocessed, which is retried with backoff (throttling too), 10 tries."""
+        for start in range(0, len(entries), size):
+            pending: list[Any] = list(entries[start : start + size])
             for attempt in range(10):
                 if not pending:
                     break
                 if attempt:
                     time.sleep(min(2.0, 0.05 * 2**attempt))
                 try:
-                    response = self._db.batch_get_item(
-                        RequestItems={self.table: {"Keys": pending, "ConsistentRead": True}}
-                    )
+                    pending = call(pending)
                 except (ClientError, BotoCoreError) as exc:
                     try:
-                        raise_mapped(exc, "dynamodb", "BatchGetItem")
+                        raise_mapped(exc, "dynamodb", action)
                     except RetryableError:
                         continue
-                found.extend(dict(i) for i in response.get("Responses", {}).get(self.table, []))
-                unprocessed: Any = response.get("UnprocessedKeys", {}).get(self.table, {})
-                pending = list(unprocessed.get("Keys", []))
             if pending:
-                raise RetryableError(f"ledger BatchGetItem left {len(pending)} key(s) unread.")
-        return found
+                raise RetryableError(
+                    f"ledger {action} left {len(pending)} entries unprocessed.",
+                    "run the step again (it is idempotent).",
+                )
 
     def _get(self, key: dict[str, Any], action: str) -> dict[str, Any] | None:
         try:
