@@ -12,10 +12,20 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 from dataclasses import dataclass
 
 from parceler import quotas
+from parceler import state_machine as _state_machine
+from parceler.aggregator import AGGREGATION_BATCH
+from parceler.aws.ledger import GROUPS_PER_SHARD, MAX_SHARDS
+from parceler.planner import SLICE_GROUPS
+
+# The model reads the design's own numbers: the Maps' concurrency from the one definition.
+_STATES = json.loads(_state_machine.template())["States"]
+WRITE_GROUPS_CONCURRENCY = int(_STATES["WriteGroups"]["MaxConcurrency"])
+REDUCE_BATCHES_CONCURRENCY = int(_STATES["ReduceBatches"]["MaxConcurrency"])
 
 # Events a state adds to a history (measured on moto 5.2.5, tests/functional/test_quotas_on_moto.py
 # and the issue's measurements): Task = entered, scheduled, started, succeeded, exited.
@@ -61,22 +71,26 @@ class Parameters:
     list_seconds_per_1000_files: float = 0.06
     # Writer slices (bench/results/plan.md: 0.54 ms CPU per group manifest; 2 PUTs per
     # group; S3 PUT ~30 ms with 16 threads; BatchWriteItem 25 items, SendMessageBatch 10).
-    groups_per_slice: int = 1000
+    groups_per_slice: int = SLICE_GROUPS  # parceler.planner
     writer_cpu_seconds_per_group: float = 0.00054
     writer_threads: int = 16
     s3_put_seconds: float = 0.03
     api_call_seconds: float = 0.03
-    writer_concurrency: int = 6  # the writer Map's MaxConcurrency: sized to the S3 PUT rate
+    writer_concurrency: int = (
+        WRITE_GROUPS_CONCURRENCY  # the writer Map's MaxConcurrency: sized to the S3 PUT rate
+    )
     writer_memory_mb: float = 300.0  # a slice of 1,000 rows plus the runtime (estimate)
     # Aggregation children: one per batch of G groups; a GET per group result.
-    groups_per_batch: int = 1000
+    groups_per_batch: int = AGGREGATION_BATCH  # parceler.aggregator
     s3_get_seconds: float = 0.02
     reducer_threads: int = 16
-    aggregate_concurrency: int = 5  # the reduce Map's MaxConcurrency: 5 x 800 GET/s fits S3
+    aggregate_concurrency: int = (
+        REDUCE_BATCHES_CONCURRENCY  # the reduce Map's MaxConcurrency: 5 x 800 GET/s fits S3
+    )
     # Ledger: items under 1 KB; a commit is one transaction of 2 items on one shard key.
     item_kb: int = 1
-    groups_per_shard: int = 1000
-    max_shards: int = 256
+    groups_per_shard: int = GROUPS_PER_SHARD  # parceler.aws.ledger
+    max_shards: int = MAX_SHARDS
     required_commit_rate: float = 1000.0  # issue 10: the counters sustain >= 1,000 commits/s
     # SQS.
     retention_seconds: int = quotas.SQS_RETENTION.limit  # the stack sets 14 days
