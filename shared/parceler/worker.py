@@ -156,6 +156,8 @@ def process_message(
     job_id, index = details.job_id, group.index
 
     ledger = Ledger(settings.ledger_table)
+    if summary.group_count is not None:
+        ledger.know_group_count(job_id, summary.group_count)
     claim = ledger.claim_group(job_id, index, worker_id, lease_seconds=lease_seconds)
     if not isinstance(claim, Claim):
         if claim.reason == "busy":

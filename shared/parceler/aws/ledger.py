@@ -284,6 +284,12 @@ class Ledger:
             self._shards[job_id] = int(from_attribute(item.get("n_shards", {"N": "1"})) or 1)
         return self._shards[job_id]
 
+    def know_group_count(self, job_id: str, n_groups: int) -> None:
+        """Remember a job's group count (a group manifest's ``group_count``), so that its
+        shard count needs no read of the job item: a worker would otherwise read that one
+        hot item once per message."""
+        self._shards.setdefault(job_id, shards_for(n_groups))
+
     def _group_key(self, job_id: str, index: int) -> dict[str, Any]:
         return group_key(job_id, index, self.n_shards(job_id))
 

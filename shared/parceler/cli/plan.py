@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from parceler.cli import err_console, friendly_errors
+from parceler.cli.options import CountRecordsOption, ExcludeOption, IncludeOption
 from parceler.errors import SpecError
 from parceler.partition import Limits
 from parceler.planning import (
@@ -72,15 +73,9 @@ def register(app: typer.Typer) -> None:
             int | None, typer.Option(help="exactly N groups of near-equal size")
         ] = None,
         max_files: Annotated[int | None, typer.Option(help="at most N files per group")] = None,
-        include: Annotated[
-            list[str] | None, typer.Option(help="glob of keys/paths to keep (repeatable)")
-        ] = None,
-        exclude: Annotated[
-            list[str] | None, typer.Option(help="glob of keys/paths to drop (repeatable)")
-        ] = None,
-        count_records: Annotated[
-            bool, typer.Option(metavar="", help="fill n_record (Parquet footers, line counts)")
-        ] = False,
+        include: IncludeOption = None,
+        exclude: ExcludeOption = None,
+        count_records: CountRecordsOption = False,
         out: Annotated[
             str | None, typer.Option(help="write group manifests and the plan index under this URI")
         ] = None,

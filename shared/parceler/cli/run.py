@@ -19,6 +19,7 @@ from rich.table import Table
 from parceler import storage
 from parceler.aws.ledger import Ledger
 from parceler.cli import err_console, friendly_errors
+from parceler.cli.options import CountRecordsOption, ExcludeOption, IncludeOption
 from parceler.details import FailedGroup
 from parceler.errors import SpecError
 from parceler.execution import TERMINAL, JobResult, follow, start_job
@@ -183,15 +184,9 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(help="sum, concat, none, or module:function (default: sum for built-ins)"),
         ] = None,
-        include: Annotated[
-            list[str] | None, typer.Option(help="glob of keys/paths to keep (repeatable)")
-        ] = None,
-        exclude: Annotated[
-            list[str] | None, typer.Option(help="glob of keys/paths to drop (repeatable)")
-        ] = None,
-        count_records: Annotated[
-            bool, typer.Option(metavar="", help="fill n_record (Parquet footers, line counts)")
-        ] = False,
+        include: IncludeOption = None,
+        exclude: ExcludeOption = None,
+        count_records: CountRecordsOption = False,
         target_size: Annotated[
             str | None,
             typer.Option(
