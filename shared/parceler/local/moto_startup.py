@@ -1,4 +1,4 @@
-"""Two costs of moto's server that the local mode pays on every run, and does not need to.
+"""Costs of moto's server that the local mode pays on every run, and does not need to.
 
 Measured on this project's 2-core machine (``bench/results/local.md``), for moto 5.2.5
 (the version :mod:`parceler.local.lambda_hook` pins):
@@ -15,17 +15,28 @@ Measured on this project's 2-core machine (``bench/results/local.md``), for moto
   services the local stack never calls. The package is registered without running its
   ``__init__``; the first attribute asked of it (moto's backend lookup, if anything ever
   calls Batch) runs it, so Batch still works.
+* **Every SQS send scans the whole queue three times.** ``SendMessage`` reads one queue
+  attribute (``ContentBasedDeduplication``) through ``Queue.attributes``, which builds
+  every attribute, the three approximate message counts included, each a pass over all
+  messages with four datetime conversions per message: sending n messages costs O(n²)
+  (10,000 group messages: minutes). ``Queue.attributes`` becomes a mapping that computes
+  each attribute when it is read, with the same keys and values; a message's ``visible``
+  and ``delayed`` compare against ``time.time()`` instead of building datetimes.
 
-:func:`install` is idempotent and changes nothing but those two lookups.
+:func:`install` is idempotent and changes nothing but those lookups.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
+import time
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 _DEFERRED_PACKAGES = ("moto.batch",)
+EAGER_QUEUE_ATTRIBUTES: Any = None  # moto's own ``Queue.attributes``, once replaced
 
 
 def install() -> None:
@@ -42,6 +53,60 @@ def install() -> None:
         backends.list_of_moto_modules = cached_list
     for name in _DEFERRED_PACKAGES:
         _defer_package_init(name)
+    _lazy_queue_attributes()
+
+
+def _lazy_queue_attributes() -> None:
+    from moto.sqs import models
+
+    global EAGER_QUEUE_ATTRIBUTES
+    if EAGER_QUEUE_ATTRIBUTES is not None:
+        return
+    EAGER_QUEUE_ATTRIBUTES = models.Queue.attributes
+    models.Queue.attributes = property(QueueAttributes)
+
+    def visible(message: Any) -> bool:
+        return bool(time.time() * 1000.0 > message.visible_at)
+
+    def delayed(message: Any) -> bool:
+        return bool(time.time() * 1000.0 < message.delayed_until)
+
+    models.Message.visible = property(visible)
+    models.Message.delayed = property(delayed)
+
+
+class QueueAttributes(Mapping[str, Any]):
+    """moto's ``Queue.attributes`` (5.2.5), each value computed when it is read.
+
+    The keys are the base attributes, the FIFO ones for a FIFO queue and the KMS ones when
+    a key is set; a value is the queue's attribute of that name in snake case, booleans as
+    ``"true"``/``"false"``, a set redrive policy as JSON.
+    """
+
+    def __init__(self, queue: Any) -> None:
+        self._queue = queue
+        names = list(queue.BASE_ATTRIBUTES)
+        if queue.fifo_queue:
+            names += queue.FIFO_ATTRIBUTES
+        if queue.kms_master_key_id:
+            names += queue.KMS_ATTRIBUTES
+        self._names = dict.fromkeys(names)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._names:
+            raise KeyError(name)
+        from moto.core.utils import camelcase_to_underscores
+
+        value = getattr(self._queue, camelcase_to_underscores(name))
+        if name == "RedrivePolicy" and value:
+            value = json.dumps(value)
+        return str(value).lower() if isinstance(value, bool) else value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 def _defer_package_init(name: str) -> None:
