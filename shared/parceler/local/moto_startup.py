@@ -63,7 +63,7 @@ def _lazy_queue_attributes() -> None:
     if EAGER_QUEUE_ATTRIBUTES is not None:
         return
     EAGER_QUEUE_ATTRIBUTES = models.Queue.attributes
-    models.Queue.attributes = property(QueueAttributes)
+    setattr(models.Queue, "attributes", property(QueueAttributes))  # noqa: B010
 
     def visible(message: Any) -> bool:
         return bool(time.time() * 1000.0 > message.visible_at)
@@ -71,8 +71,8 @@ def _lazy_queue_attributes() -> None:
     def delayed(message: Any) -> bool:
         return bool(time.time() * 1000.0 < message.delayed_until)
 
-    models.Message.visible = property(visible)
-    models.Message.delayed = property(delayed)
+    setattr(models.Message, "visible", property(visible))  # noqa: B010
+    setattr(models.Message, "delayed", property(delayed))  # noqa: B010
 
 
 class QueueAttributes(Mapping[str, Any]):
