@@ -88,3 +88,93 @@ def test_visibility_follows_the_clock(sqs: Any) -> None:
     assert "Messages" not in sqs.receive_message(QueueUrl=url)
     time.sleep(1.1)  # the visibility timeout runs out (behaviour, not a timing assertion)
     assert sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"] == "m"
+
+
+@pytest.fixture
+def dynamodb() -> Iterator[Any]:
+    moto_startup.install()
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="ledger",
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield client
+
+
+def _key(sk: str) -> dict[str, Any]:
+    return {"pk": {"S": "job#a"}, "sk": {"S": sk}}
+
+
+def test_a_cancelled_transaction_still_rolls_every_write_back(dynamodb: Any) -> None:
+    dynamodb.put_item(TableName="ledger", Item={**_key("job"), "n": {"N": "1"}})
+    dynamodb.put_item(TableName="ledger", Item={**_key("g1"), "s": {"S": "RUNNING"}})
+    before = dynamodb.scan(TableName="ledger")["Items"]
+
+    with pytest.raises(dynamodb.exceptions.TransactionCanceledException):
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": "ledger",
+                        "Key": _key("job"),
+                        "UpdateExpression": "SET n = n + :one",
+                        "ExpressionAttributeValues": {":one": {"N": "1"}},
+                    }
+                },
+                {"Put": {"TableName": "ledger", "Item": {**_key("g2"), "s": {"S": "NEW"}}}},
+                {"Delete": {"TableName": "ledger", "Key": _key("g1")}},
+                {
+                    "ConditionCheck": {
+                        "TableName": "ledger",
+                        "Key": _key("absent"),
+                        "ConditionExpression": "attribute_exists(pk)",
+                    }
+                },
+            ]
+        )
+
+    assert dynamodb.scan(TableName="ledger")["Items"] == before
+
+
+def test_a_transaction_copies_only_the_items_it_names(dynamodb: Any) -> None:
+    """The O(n²) commit: each transaction deep-copied every item of the table."""
+    from moto.dynamodb.models.dynamo_type import Item
+
+    for i in range(200):
+        dynamodb.put_item(TableName="ledger", Item={**_key(f"g{i:03d}"), "s": {"S": "RUNNING"}})
+    copies = 0
+    original = Item.__deepcopy__
+
+    def counted(item: Any, memo: dict[int, Any]) -> Any:
+        nonlocal copies
+        copies += 1
+        return original(item, memo)
+
+    Item.__deepcopy__ = counted  # type: ignore[method-assign]
+    try:
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": "ledger",
+                        "Key": _key("g007"),
+                        "UpdateExpression": "SET s = :done",
+                        "ExpressionAttributeValues": {":done": {"S": "SUCCEEDED"}},
+                    }
+                }
+            ]
+        )
+    finally:
+        Item.__deepcopy__ = original  # type: ignore[method-assign]
+    assert copies <= 2  # the backup of g007, and moto's own copy of an updated item
+    item = dynamodb.get_item(TableName="ledger", Key=_key("g007"))["Item"]
+    assert item["s"] == {"S": "SUCCEEDED"}
