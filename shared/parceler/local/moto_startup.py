@@ -35,8 +35,8 @@ Measured on this project's 2-core machine (``bench/results/local.md``), for moto
 
 from __future__ import annotations
 
-import importlib.util
 import copy
+import importlib.util
 import json
 import sys
 import threading
