@@ -148,6 +148,7 @@ def test_a_cancelled_transaction_still_rolls_every_write_back(dynamodb: Any) -> 
 def test_a_transaction_copies_only_the_items_it_names(dynamodb: Any) -> None:
     """The O(n²) commit: each transaction deep-copied every item of the table."""
     from moto.dynamodb.models.dynamo_type import Item
+    from moto.dynamodb.models.table import Table
 
     for i in range(200):
         dynamodb.put_item(TableName="ledger", Item={**_key(f"g{i:03d}"), "s": {"S": "RUNNING"}})
@@ -160,6 +161,7 @@ def test_a_transaction_copies_only_the_items_it_names(dynamodb: Any) -> None:
         return original(item, memo)
 
     Item.__deepcopy__ = counted  # type: ignore[method-assign]
+    tables_made = len(Table.instances_tracked)  # type: ignore[attr-defined]
     try:
         dynamodb.transact_write_items(
             TransactItems=[
@@ -176,5 +178,6 @@ def test_a_transaction_copies_only_the_items_it_names(dynamodb: Any) -> None:
     finally:
         Item.__deepcopy__ = original  # type: ignore[method-assign]
     assert copies <= 2  # the backup of g007, and moto's own copy of an updated item
+    assert len(Table.instances_tracked) == tables_made  # type: ignore[attr-defined]
     item = dynamodb.get_item(TableName="ledger", Key=_key("g007"))["Item"]
     assert item["s"] == {"S": "SUCCEEDED"}
