@@ -13,7 +13,7 @@ import signal
 import time
 from typing import Any
 
-from parceler.errors import RetryableError
+from parceler.errors import PermanentError, RetryableError
 from parceler.processors import FileRef
 
 SLOW_SECONDS = 0.4
@@ -37,9 +37,9 @@ def slow_line_count(file: FileRef) -> dict[str, Any]:
 
 
 def poison_line_count(file: FileRef) -> dict[str, Any]:
-    """Count lines; fail on poison files: a plain exception (permanent) or retryably."""
+    """Count lines; fail on poison files: ``PermanentError`` (no retry) or retryably."""
     if file.basename.startswith(PERMANENT_POISON):
-        raise ValueError(f"cannot parse {file.basename}: simulated corrupt input")
+        raise PermanentError(f"cannot parse {file.basename}: simulated corrupt input")
     if file.basename.startswith(RETRYABLE_POISON):
         raise RetryableError(f"simulated transient fault reading {file.basename}")
     return line_count_value(file.basename, file.read_bytes())

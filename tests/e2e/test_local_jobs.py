@@ -161,7 +161,7 @@ def test_workers_killed_mid_job_lose_no_group_and_count_none_twice(
 def test_poison_files_fail_their_groups_and_the_tolerant_job_keeps_the_rest(
     tmp_path: Path, local_session: Callable[..., LocalSession]
 ) -> None:
-    # One group per file. A permanent failure (a plain exception) fails its group at once;
+    # One group per file. A permanent failure (PermanentError) fails its group at once;
     # a retryable one is backed off, then redriven to the DLQ on the next receive
     # (maxReceiveCount 1) and the dead-letter drain fails the group with the last error.
     good = {f"good-{i}.txt": 4 + i for i in range(8)}
@@ -189,7 +189,7 @@ def test_poison_files_fail_their_groups_and_the_tolerant_job_keeps_the_rest(
     assert sorted(by_error) == ["ProcessorError", "RetryableError"]
     permanent, retryable = by_error["ProcessorError"], by_error["RetryableError"]
     assert f"{procs.PERMANENT_POISON}.txt" in permanent["cause"]
-    assert "ValueError: cannot parse" in permanent["cause"]
+    assert "cannot parse" in permanent["cause"] and "Traceback" in permanent["cause"]
     assert f"simulated transient fault reading {procs.RETRYABLE_POISON}.txt" in retryable["cause"]
     for failure in (permanent, retryable):
         group = ledger.get_group(result.job_id, failure["index"])
