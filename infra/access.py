@@ -11,7 +11,7 @@ from aws_cdk import aws_s3 as s3
 from infra.work_bucket import JOBS_PREFIX
 
 #: Where one attempt's outputs go, under a job root (the work area or an output location):
-#: ``<root><job>/groups/[<g//1000>/]<g>/attempt-<a>/...`` (docs/INTERNALS.md). IAM's ``*``
+#: ``<root><job>/groups/[<g//1000>/]<g>/<run>/attempt-<a>/...`` (docs/INTERNALS.md). IAM's ``*``
 #: spans ``/``, so one pattern covers both the work area's and an output location's form.
 ATTEMPT_FOLDERS = "*/groups/*/attempt-*"
 

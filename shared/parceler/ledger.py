@@ -43,6 +43,7 @@ class JobItem:
     updated_at: float | None = None
     expires_at: float | None = None
     spec: str | None = None  # the spec's sha256 (its one copy is spec.json in the work area)
+    run_id: str | None = None  # minted at creation: names this run's attempt folders
     n_shards: int = 1  # partition keys the groups and counters spread over
     n_slices: int | None = None  # plan slices the WriteGroups map writes
     recheck_seconds: int | None = None  # the waiter's timeout: a lost signal's longest delay

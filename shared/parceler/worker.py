@@ -14,11 +14,11 @@ are orphans nobody lists.
 
 Failures:
 
-- a :class:`PermanentError` (``ProcessorError`` from user code, a malformed manifest, an
-  unreadable input) fails the group in the ledger at once and the message is deleted —
-  permanent errors do not burn retries;
-- anything else (throttling, timeouts, unknown exceptions from user code, a Lambda
-  deadline) records ``last_error`` on the group, hands it back and leaves the message: it
+- a :class:`PermanentError` (``ProcessorError``: user code raised ``PermanentError`` or a
+  built-in failed; a malformed manifest, an unreadable or changed input) fails the group
+  in the ledger at once and the message is deleted — permanent errors do not burn retries;
+- anything else (throttling, timeouts, any other exception from user code as
+  ``UserCodeError``, a Lambda deadline) records ``last_error`` on the group, hands it back and leaves the message: it
   reappears after a backoff (attempt-based visibility). The attempt that reaches the spec's
   ``limits.max_attempts`` fails the group with that error instead. A worker that dies
   mid-group records nothing: the next claim finds its lease expired, and the claim past
@@ -174,8 +174,12 @@ def process_message(
     def beat() -> None:
         ledger.extend_lease(job_id, index, attempt, lease_seconds=lease_seconds)
 
-    area = group.attempt(attempt)
-    outputs = output_folder(spec.output, job_id, index, attempt) if spec.output else area.folder
+    area = group.attempt(attempt, details.run_id)
+    outputs = (
+        output_folder(spec.output, job_id, details.run_id, index, attempt)
+        if spec.output
+        else area.folder
+    )
     if heartbeat is not None:
         heartbeat.start(on_beat=beat)
     try:

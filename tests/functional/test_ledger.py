@@ -19,7 +19,7 @@ JOB = "job-1"
 
 def _ledger(resources: Resources, n_groups: int = 3) -> Ledger:
     ledger = Ledger(resources.worker.ledger_table)
-    _job, created = ledger.create_job(JOB, spec_json="{}")
+    _job, created = ledger.create_job(JOB, spec_json="{}", run_id="run-20261202T011447-3f9a1c")
     assert created
     ledger.put_groups(
         JOB,
@@ -36,7 +36,7 @@ def _ledger(resources: Resources, n_groups: int = 3) -> Ledger:
 
 def test_create_job_is_idempotent(resources: Resources) -> None:
     ledger = _ledger(resources)
-    job, created = ledger.create_job(JOB, spec_json="{other}")
+    job, created = ledger.create_job(JOB, spec_json="{other}", run_id="run-20261202T011447-3f9a1c")
     assert not created
     assert job.spec == "{}"
     assert job.n_groups == 3 and job.remaining == 3
@@ -175,7 +175,7 @@ def test_attributes_that_no_type_declares_are_refused(resources: Resources) -> N
 
 def test_created_items_expire_after_the_retention(resources: Resources) -> None:
     ledger = Ledger(resources.worker.ledger_table, retention_days=2)
-    ledger.create_job(JOB, spec_json="{}", now=1000.0)
+    ledger.create_job(JOB, spec_json="{}", run_id="run-20261202T011447-3f9a1c", now=1000.0)
     ledger.put_groups(JOB, [NewGroup(0, "fp", "s3://b/g.json", 1.0, "lambda", 1, 10)], now=1000.0)
     items = aws.client("dynamodb").scan(TableName=resources.worker.ledger_table)["Items"]
     assert [from_item(i)["expires_at"] for i in items] == [1000 + 2 * 86_400] * 2

@@ -807,8 +807,14 @@ def test_worker_attempt_pattern_matches_the_work_area_layout() -> None:
     from infra.access import ATTEMPT_FOLDERS
 
     pattern = "jobs/" + ATTEMPT_FOLDERS
-    assert fnmatchcase("jobs/j1/groups/000/000007/attempt-2/out.csv", pattern)
-    assert fnmatchcase("jobs/j1/groups/000007/attempt-1/result.json", pattern)
+    from parceler.workarea import JobArea, output_folder
+
+    run = "run-20261202T011447-3f9a1c"
+    attempt = JobArea("work", "j1").group(7).attempt(2, run)
+    assert fnmatchcase(attempt.folder.removeprefix("s3://work/") + "out.csv", pattern)
+    assert fnmatchcase(attempt.result.removeprefix("s3://work/"), pattern)
+    output = output_folder("s3://out/x/", "j1", run, 7, 1)
+    assert fnmatchcase(output.removeprefix("s3://out/") + "part-1.csv", "x/" + ATTEMPT_FOLDERS)
     assert not fnmatchcase("jobs/j1/groups/000/000007.json", pattern)
     assert not fnmatchcase("jobs/j1/result.json", pattern)
 

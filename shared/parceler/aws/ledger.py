@@ -204,6 +204,7 @@ def job_from_item(item: Mapping[str, Any], counters: Sequence[Mapping[str, Any]]
         updated_at=_float(data.get("updated_at")),
         expires_at=_float(data.get(TTL_ATTRIBUTE)),
         spec=_str(data.get("spec")),
+        run_id=_str(data.get("run_id")),
         n_shards=int(data.get("n_shards") or 1),
         n_slices=_int(data.get("n_slices")),
         recheck_seconds=_int(data.get("recheck_seconds")),
@@ -300,9 +301,12 @@ class Ledger:
     # ---- jobs ---------------------------------------------------------------------------
 
     def create_job(
-        self, job_id: str, *, spec_json: str, now: float | None = None
+        self, job_id: str, *, spec_json: str, run_id: str, now: float | None = None
     ) -> tuple[JobItem, bool]:
         """Create the job item (status PLANNING) unless it exists.
+
+        ``run_id`` is stored only by the call that creates the item: a planner that runs
+        again for the same job reads the first call's run id back.
 
         Returns:
             ``(job, created)``: the item as stored, and whether this call created it.
@@ -312,6 +316,7 @@ class Ledger:
             **job_key(job_id),
             "status": {"S": "PLANNING"},
             "spec": {"S": spec_json},
+            "run_id": {"S": run_id},
             "n_succeeded": {"N": "0"},
             "n_failed": {"N": "0"},
             "created_at": to_attribute(ts),
