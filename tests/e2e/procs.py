@@ -58,3 +58,16 @@ def chatty_poison_line_count(file: FileRef) -> dict[str, Any]:
     """Print a line naming the file (a worker log line), then :func:`poison_line_count`."""
     print(f"chatty: reading {file.basename}")
     return poison_line_count(file)
+
+
+LONG_SECONDS = 3.0
+# A file whose name starts with this takes LONG_SECONDS (a long group, several visibility
+# timeouts of a test session).
+LONG = "long"
+
+
+def long_or_quick_line_count(file: FileRef) -> dict[str, Any]:
+    """Sleep :data:`LONG_SECONDS` on a ``long*`` file, then count lines."""
+    if file.basename.startswith(LONG):
+        time.sleep(LONG_SECONDS)
+    return line_count_value(file.basename, file.read_bytes())
