@@ -278,3 +278,36 @@ def test_a_processor_raising_permanent_error_fails_its_group_at_once(
     assert group is not None and (group.status, group.attempt) == ("FAILED", 1)
     assert group.error == "ProcessorError"
     assert "encrypted with a key" in (group.cause or "")
+
+
+def test_a_heartbeat_whose_receipt_went_stale_keeps_the_ledger_lease(
+    make_resources: Callable[..., Resources],
+) -> None:
+    # The message's visibility runs out before the first beat (a stalled worker): SQS
+    # refuses the visibility change, but the attempt is alive, so its lease must live on
+    # and a copy of the message must find the group busy, not start attempt 2.
+    resources = make_resources(visibility=1)
+    seed_source(1)
+    plan_and_send(group_spec("sleepy"), "job-stale", resources.planner)
+    (message,) = receive(resources.lambda_queue_url, wait_seconds=0, visibility_timeout=1)
+    threading.Event().wait(1.5)  # the receipt is stale now: the message is visible again
+    box: dict[str, Delivery] = {}
+
+    def work() -> None:
+        box["outcome"] = handle_delivery(
+            resources.lambda_queue_url, message, resources.worker, worker_id="slow",
+            visibility_seconds=1, heartbeat_interval=0.2,
+        )  # fmt: skip
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    ledger = Ledger(resources.worker.ledger_table)
+    copies: list[Delivery] = []
+    while thread.is_alive():
+        for copy in receive(resources.lambda_queue_url, wait_seconds=1, visibility_timeout=30):
+            copies.append(process_message(copy.body, resources.worker, worker_id="copy"))
+    thread.join()
+
+    assert copies and {c.status for c in copies} <= {"busy", "duplicate"}
+    group = ledger.get_group("job-stale", 0)
+    assert group is not None and (group.status, group.attempt) == ("SUCCEEDED", 1)
