@@ -88,6 +88,20 @@ def group_ledger(table_arn: str) -> iam.PolicyStatement:
     return iam.PolicyStatement(actions=list(GROUP_LEDGER_ACTIONS), resources=[table_arn])
 
 
+#: The only partitions a worker may Query: a job's in-flight slots (``limits.max_concurrency``;
+#: ``parceler.aws.ledger.slots_pk``), never a job's groups or counters.
+SLOT_PARTITIONS = "job#*#slots"
+
+
+def slot_query(table_arn: str) -> iam.PolicyStatement:
+    """Query the in-flight slot partitions of the ledger, and nothing else (no Scan)."""
+    return iam.PolicyStatement(
+        actions=["dynamodb:Query"],
+        resources=[table_arn],
+        conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [SLOT_PARTITIONS]}},
+    )
+
+
 def waiter_ledger(table_arn: str) -> iam.PolicyStatement:
     """The waiter's item-level ledger calls (no Scan, Query or writes of groups)."""
     return iam.PolicyStatement(actions=list(WAITER_LEDGER_ACTIONS), resources=[table_arn])

@@ -94,6 +94,27 @@ class GroupItem:
 
 
 @dataclass(frozen=True, slots=True)
+class SlotItem:
+    """One of a job's ``limits.max_concurrency`` in-flight slots (``pk = job#{job}#slots``,
+    ``sk = slot#{k:04d}``): a group runs only while its delivery holds a live slot.
+
+    Held while ``holder`` is set and ``lease_until`` is in the future (the worker's
+    heartbeat extends it, the worker clears it when the attempt ends); a dead worker's slot
+    frees itself when its lease runs out, as its group's message reappears.
+    """
+
+    slot: int
+    holder: str | None = None  # the delivery holding it: "{group}/{worker}/{token}"
+    group_index: int | None = None
+    lease_until: float | None = None
+    updated_at: float | None = None
+    expires_at: float | None = None
+
+    def live(self, now: float) -> bool:
+        return self.holder is not None and (self.lease_until or 0.0) > now
+
+
+@dataclass(frozen=True, slots=True)
 class NewGroup:
     """What the planner records for a group before its message is sent."""
 

@@ -64,3 +64,16 @@ def always_connection_error(files: list[FileRef], ctx: GroupContext) -> int:
 def refuses_for_good(files: list[FileRef], ctx: GroupContext) -> int:
     """Raise ``parceler.PermanentError``: the processor says no retry can help."""
     raise PermanentError("the input is encrypted with a key this job does not have.")
+
+
+# Choreography for the max_concurrency test, keyed by group index.
+GROUP_STARTED: dict[int, threading.Event] = {}
+GROUP_GATES: dict[int, threading.Event] = {}
+
+
+def gated_by_group(files: list[FileRef], ctx: GroupContext) -> int:
+    """Announce this group started, wait for its gate, then :func:`copy_files`."""
+    GROUP_STARTED.setdefault(ctx.group_index, threading.Event()).set()
+    if not GROUP_GATES.setdefault(ctx.group_index, threading.Event()).wait(timeout=60):
+        raise RuntimeError(f"gate of group {ctx.group_index} never opened")
+    return _copy(files, ctx)

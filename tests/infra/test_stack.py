@@ -819,6 +819,17 @@ def test_worker_attempt_pattern_matches_the_work_area_layout() -> None:
     assert not fnmatchcase("jobs/j1/result.json", pattern)
 
 
+def test_worker_query_pattern_admits_slot_partitions_and_no_other_ledger_partition() -> None:
+    from fnmatch import fnmatchcase
+
+    from infra.access import SLOT_PARTITIONS
+    from parceler.aws.ledger import counter_key, group_key, job_key, slot_key
+
+    assert fnmatchcase(slot_key("j-1", 3)["pk"]["S"], SLOT_PARTITIONS)
+    for other in (job_key("j-1"), group_key("j-1", 7, 4), counter_key("j-1", 2)):
+        assert not fnmatchcase(other["pk"]["S"], SLOT_PARTITIONS)
+
+
 @pytest.mark.parametrize("role", ["worker", "container", "dead_letter"])
 def test_group_roles_get_item_level_ledger_calls_and_signal_only_the_job_machine(
     synth: Synth, role: str
@@ -828,11 +839,27 @@ def test_group_roles_get_item_level_ledger_calls_and_signal_only_the_job_machine
     (table_id,) = synth.resources("AWS::DynamoDB::Table")
     (machine_id,) = synth.resources("AWS::StepFunctions::StateMachine")
     table_arn = {f"<{table_id}.Arn>"}
-    assert _allowed(statements, "dynamodb") == {
+    item_level = {
         "dynamodb:GetItem": table_arn,
         "dynamodb:UpdateItem": table_arn,
         "dynamodb:ConditionCheckItem": table_arn,
-    }, "no Scan, Query, PutItem, DeleteItem, batch calls or index access"
+    }
+    queries = [
+        statement
+        for statement in statements
+        if statement["Effect"] == "Allow" and "dynamodb:Query" in _as_list(statement["Action"])
+    ]
+    if role == "dead_letter":
+        assert _allowed(statements, "dynamodb") == item_level
+        assert queries == []
+    else:  # workers take in-flight slots (limits.max_concurrency): Query those partitions only
+        assert _allowed(statements, "dynamodb") == {**item_level, "dynamodb:Query": table_arn}
+        (query,) = queries
+        assert _as_list(query["Action"]) == ["dynamodb:Query"]
+        assert query["Condition"] == {
+            "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["job#*#slots"]}
+        }, "a worker may Query only the slot partitions, never a job's groups"
+    # No Scan, PutItem, DeleteItem, batch calls or index access in any case.
     assert _allowed(statements, "states") == {
         "states:SendTaskSuccess": {f"<{machine_id}>"},
         "states:SendTaskFailure": {f"<{machine_id}>"},
