@@ -71,3 +71,16 @@ def long_or_quick_line_count(file: FileRef) -> dict[str, Any]:
     if file.basename.startswith(LONG):
         time.sleep(LONG_SECONDS)
     return line_count_value(file.basename, file.read_bytes())
+
+
+def timed_line_count(file: FileRef) -> dict[str, Any]:
+    """Record when this file was processed (``<data>/../intervals/<name>``: start and end,
+    epoch seconds) around a :data:`SLOW_SECONDS` sleep, then count lines."""
+    path = file.uri.removeprefix("file://")
+    folder = os.path.join(os.path.dirname(os.path.dirname(path)), "intervals")
+    os.makedirs(folder, exist_ok=True)
+    start = time.time()
+    time.sleep(SLOW_SECONDS)
+    with open(os.path.join(folder, file.basename), "w") as record:
+        record.write(f"{start} {time.time()}")
+    return line_count_value(file.basename, file.read_bytes())

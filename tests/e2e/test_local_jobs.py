@@ -200,6 +200,33 @@ def test_a_duplicate_message_of_a_long_group_neither_fails_nor_reruns_it(
     assert after.attempt == 1  # the copy never started a second attempt
 
 
+def test_max_concurrency_one_runs_one_group_at_a_time_on_two_workers(
+    tmp_path: Path, local_session: Callable[..., LocalSession]
+) -> None:
+    # Four one-file groups, two workers, limits.max_concurrency 1: the processors' own
+    # records of when they ran never overlap, and every group still runs once.
+    data = write_text_files(tmp_path / "data", {f"part-{i}.txt": 2 + i for i in range(4)})
+    session = local_session(workers=2)
+    spec = python_job(
+        data,
+        "tests.e2e.procs:timed_line_count",
+        partitioning={"max_files": 1},
+        limits={"max_concurrency": 1},
+    )
+
+    result, ledger = run_job(session, spec, "e2e-max-concurrency")
+
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert result.result == direct_value(data, sorted(p.name for p in data.iterdir()))
+    intervals = sorted(
+        tuple(map(float, path.read_text().split())) for path in (tmp_path / "intervals").iterdir()
+    )
+    assert len(intervals) == 4
+    for (_, end), (start, _) in zip(intervals, intervals[1:], strict=False):
+        assert end <= start, f"two groups ran at once: {intervals}"
+    assert {g.attempt for g in ledger.list_groups(result.job_id)} == {1}
+
+
 def test_poison_files_fail_their_groups_and_the_tolerant_job_keeps_the_rest(
     tmp_path: Path, local_session: Callable[..., LocalSession]
 ) -> None:
