@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 from parceler.errors import PermanentError, RetryableError
@@ -76,11 +77,9 @@ def long_or_quick_line_count(file: FileRef) -> dict[str, Any]:
 def timed_line_count(file: FileRef) -> dict[str, Any]:
     """Record when this file was processed (``<data>/../intervals/<name>``: start and end,
     epoch seconds) around a :data:`SLOW_SECONDS` sleep, then count lines."""
-    path = file.uri.removeprefix("file://")
-    folder = os.path.join(os.path.dirname(os.path.dirname(path)), "intervals")
-    os.makedirs(folder, exist_ok=True)
+    folder = Path(file.uri.removeprefix("file://")).parent.parent / "intervals"
+    folder.mkdir(exist_ok=True)
     start = time.time()
     time.sleep(SLOW_SECONDS)
-    with open(os.path.join(folder, file.basename), "w") as record:
-        record.write(f"{start} {time.time()}")
+    (folder / file.basename).write_text(f"{start} {time.time()}")
     return line_count_value(file.basename, file.read_bytes())

@@ -16,6 +16,7 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -222,7 +223,7 @@ def test_max_concurrency_one_runs_one_group_at_a_time_on_two_workers(
         tuple(map(float, path.read_text().split())) for path in (tmp_path / "intervals").iterdir()
     )
     assert len(intervals) == 4
-    for (_, end), (start, _) in zip(intervals, intervals[1:], strict=False):
+    for (_, end), (start, _) in pairwise(intervals):
         assert end <= start, f"two groups ran at once: {intervals}"
     assert {g.attempt for g in ledger.list_groups(result.job_id)} == {1}
 
