@@ -66,7 +66,7 @@ log = logging.getLogger(__name__)
 VALUE_SUMMARY_CHARS = 200
 DEFAULT_MIN_START_SECONDS = 20.0  # a Lambda with less time left releases the message instead
 DEFAULT_RETRY_BASE_SECONDS = 10.0
-MIN_DEFER_SECONDS = 2.0
+MIN_DEFER_SECONDS = 1.0
 MAX_DEFER_SECONDS = 300.0
 
 Status = Literal[
@@ -209,7 +209,7 @@ def process_message(
 
 def defer_delay(size: int, spec: JobSpec) -> float:
     """How long a delivery deferred by ``limits.max_concurrency`` waits before it is tried
-    again: the group's predicted duration (``routing``), 2 s to 5 min, plus up to 50% jitter
+    again: the group's predicted duration (``routing``), 1 s to 5 min, plus up to 50% jitter
     so deferred copies do not all return at once."""
     predicted = size / spec.routing.throughput_bytes_per_second
     bounded = min(MAX_DEFER_SECONDS, max(MIN_DEFER_SECONDS, predicted))
