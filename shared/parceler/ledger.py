@@ -93,6 +93,18 @@ class GroupItem:
         return self.status in (SUCCEEDED, FAILED)
 
 
+def slot_holder(group_index: int, worker_id: str, token: str) -> str:
+    """The ``holder`` of an in-flight slot: one delivery, ``{group}/{worker}/{token}``
+    (worker ids, ``host:pid:index``, hold no ``/``)."""
+    return f"{group_index}/{worker_id}/{token}"
+
+
+def slot_holder_worker(holder: str) -> str | None:
+    """The worker id inside a :func:`slot_holder` string (None if it is not one)."""
+    parts = holder.split("/")
+    return parts[1] if len(parts) == 3 else None
+
+
 @dataclass(frozen=True, slots=True)
 class SlotItem:
     """One of a job's ``limits.max_concurrency`` in-flight slots (``pk = job#{job}#slots``,

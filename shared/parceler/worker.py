@@ -52,7 +52,7 @@ from parceler.aws import queue
 from parceler.aws.ledger import Ledger
 from parceler.details import GroupDetails, GroupResultDetails
 from parceler.errors import ManifestError, ParcelerError, PermanentError, StaleReceiptError
-from parceler.ledger import Claim, GroupItem
+from parceler.ledger import Claim, GroupItem, slot_holder
 from parceler.manifest import Manifest, read_manifest, write_manifest
 from parceler.messages import GroupMessage, ReceivedMessage
 from parceler.processors import GroupContext, reducer_of, run_group
@@ -179,7 +179,7 @@ def process_message(
     if summary.group_count is not None:
         ledger.know_group_count(job_id, summary.group_count)
     limit = spec.limits.max_concurrency
-    holder = f"{index}/{worker_id}/{uuid.uuid4().hex[:8]}"
+    holder = slot_holder(index, worker_id, uuid.uuid4().hex[:8])
     slot: int | None = None
     if summary.group_count is not None and summary.group_count > limit:
         # More groups than the job may run at once: hold one of its in-flight slots (none

@@ -11,7 +11,16 @@ from parceler import aws
 from parceler.aws.dynamodb_codec import from_item
 from parceler.aws.ledger import Ledger
 from parceler.errors import LedgerError
-from parceler.ledger import Claim, GroupItem, JobItem, NewGroup, Refusal, SlotItem
+from parceler.ledger import (
+    Claim,
+    GroupItem,
+    JobItem,
+    NewGroup,
+    Refusal,
+    SlotItem,
+    slot_holder,
+    slot_holder_worker,
+)
 
 from .conftest import Resources
 
@@ -210,3 +219,18 @@ def test_in_flight_slots_are_never_held_twice_and_free_when_their_lease_runs_out
     assert not ledger.extend_slot(JOB, second or 0, "b", lease_seconds=60)  # b lost it
     assert ledger.release_slot(JOB, first or 0, "a")
     assert ledger.take_slot(JOB, limit=2, holder="d", group_index=3, lease_seconds=60) == first
+
+
+def test_the_slots_of_a_dead_worker_are_freed_and_no_one_elses(resources: Resources) -> None:
+    ledger = _ledger(resources)
+    dead, alive = "host:101:0", "host:102:0"
+    ledger.take_slot(JOB, limit=3, holder=slot_holder(0, dead, "t1"), group_index=0,
+                     lease_seconds=60)  # fmt: skip
+    ledger.take_slot(JOB, limit=3, holder=slot_holder(1, alive, "t2"), group_index=1,
+                     lease_seconds=60)  # fmt: skip
+
+    assert ledger.release_slots_held_by(JOB, dead) == 1
+
+    held = [s for s in ledger.slots(JOB) if s.holder is not None]
+    assert [s.holder for s in held] == [slot_holder(1, alive, "t2")]
+    assert slot_holder_worker(slot_holder(7, dead, "t9")) == dead

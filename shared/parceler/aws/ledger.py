@@ -75,6 +75,7 @@ from parceler.ledger import (
     NewGroup,
     Refusal,
     SlotItem,
+    slot_holder_worker,
 )
 
 if TYPE_CHECKING:
@@ -695,6 +696,19 @@ class Ledger:
             condition="holder = :h",
             action="UpdateItem(extend_slot)",
         )
+
+    def release_slots_held_by(self, job_id: str, worker_id: str) -> int:
+        """Free every slot of the job that ``worker_id`` holds (it died: the local mode's
+        supervisor, so deferred groups need not wait for the dead holder's lease).
+
+        Returns:
+            How many slots were freed.
+        """
+        freed = 0
+        for slot in self.slots(job_id):
+            if slot.holder is not None and slot_holder_worker(slot.holder) == worker_id:
+                freed += self.release_slot(job_id, slot.slot, slot.holder)
+        return freed
 
     def release_slot(self, job_id: str, slot: int, holder: str) -> bool:
         """Free ``holder``'s slot; False if it no longer held it (its lease had run out)."""
