@@ -204,7 +204,10 @@ def process_message(
         )  # fmt: skip
     finally:
         if slot is not None:
-            ledger.release_slot(job_id, slot, holder)
+            try:
+                ledger.release_slot(job_id, slot, holder)
+            except ParcelerError as exc:  # the outcome is recorded; the slot lapses with its lease
+                log.warning("group %s/%d: could not free slot %d: %s", job_id, index, slot, exc)
 
 
 def defer_delay(size: int, spec: JobSpec) -> float:
