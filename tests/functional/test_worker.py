@@ -292,15 +292,18 @@ def test_a_heartbeat_whose_receipt_went_stale_keeps_the_ledger_lease(
     (message,) = receive(resources.lambda_queue_url, wait_seconds=0, visibility_timeout=1)
     threading.Event().wait(1.5)  # the receipt is stale now: the message is visible again
     box: dict[str, Delivery] = {}
+    claimed = threading.Event()
 
     def work() -> None:
         box["outcome"] = handle_delivery(
             resources.lambda_queue_url, message, resources.worker, worker_id="slow",
             visibility_seconds=1, heartbeat_interval=0.2,
+            on_claim=lambda *_: claimed.set(),
         )  # fmt: skip
 
     thread = threading.Thread(target=work)
     thread.start()
+    assert claimed.wait(30)  # the stale holder claims first; copies come after
     ledger = Ledger(resources.worker.ledger_table)
     copies: list[Delivery] = []
     while thread.is_alive():
