@@ -11,7 +11,7 @@ import pytest
 
 from parceler import storage
 from parceler.aws.ledger import Ledger
-from parceler.aws.queue import receive
+from parceler.aws.queue import Heartbeat, receive, requeue
 from parceler.container_worker import RunnerOptions, run_loop
 from parceler.dead_letter import dead_letter
 from parceler.details import GroupDetails
@@ -281,36 +281,35 @@ def test_a_processor_raising_permanent_error_fails_its_group_at_once(
 
 
 def test_a_heartbeat_whose_receipt_went_stale_keeps_the_ledger_lease(
-    make_resources: Callable[..., Resources],
+    resources: Resources,
 ) -> None:
-    # The message's visibility runs out before the first beat (a stalled worker): SQS
-    # refuses the visibility change, but the attempt is alive, so its lease must live on
-    # and a copy of the message must find the group busy, not start attempt 2.
-    resources = make_resources(visibility=1)
+    # While the group runs, its message is replaced by a copy (as a busy or dead-letter
+    # requeue does): the worker's receipt is stale, so SQS refuses its visibility changes.
+    # The attempt is alive, so its ledger lease must outlive its first 2 s, and the copy
+    # must find the group busy, not start attempt 2.
     seed_source(1)
     plan_and_send(group_spec("sleepy"), "job-stale", resources.planner)
-    (message,) = receive(resources.lambda_queue_url, wait_seconds=0, visibility_timeout=1)
-    threading.Event().wait(1.5)  # the receipt is stale now: the message is visible again
-    box: dict[str, Delivery] = {}
+    url = resources.lambda_queue_url
+    (message,) = receive(url, wait_seconds=0, visibility_timeout=60)
     claimed = threading.Event()
+    heartbeat = Heartbeat(url, message.receipt_handle, visibility_seconds=2, interval=0.2)
 
     def work() -> None:
-        box["outcome"] = handle_delivery(
-            resources.lambda_queue_url, message, resources.worker, worker_id="slow",
-            visibility_seconds=1, heartbeat_interval=0.2,
-            on_claim=lambda *_: claimed.set(),
+        process_message(
+            message.body, resources.worker, worker_id="slow", heartbeat=heartbeat,
+            lease_seconds=2, on_claim=lambda *_: claimed.set(),
         )  # fmt: skip
 
     thread = threading.Thread(target=work)
     thread.start()
-    assert claimed.wait(30)  # the stale holder claims first; copies come after
-    ledger = Ledger(resources.worker.ledger_table)
-    copies: list[Delivery] = []
-    while thread.is_alive():
-        for copy in receive(resources.lambda_queue_url, wait_seconds=1, visibility_timeout=30):
-            copies.append(process_message(copy.body, resources.worker, worker_id="copy"))
+    assert claimed.wait(30)
+    requeue(url, message.body, message.receipt_handle)  # the copy; the receipt is stale now
+    threading.Event().wait(3.0)  # past the lease's last extension before the receipt went stale
+    (again,) = receive(url, wait_seconds=1, visibility_timeout=60)
+    copy = process_message(again.body, resources.worker, worker_id="copy")
     thread.join()
 
-    assert copies and {c.status for c in copies} <= {"busy", "duplicate"}
-    group = ledger.get_group("job-stale", 0)
+    assert (copy.status, copy.attempt) == ("busy", None)
+    assert heartbeat.stale
+    group = Ledger(resources.worker.ledger_table).get_group("job-stale", 0)
     assert group is not None and (group.status, group.attempt) == ("SUCCEEDED", 1)
