@@ -21,6 +21,7 @@ import pytest
 from parceler import aws, container_worker, storage
 from parceler.aws.ledger import Ledger
 from parceler.dead_letter import dead_letter
+from parceler.errors import PermanentError
 from parceler.history import measure_execution
 from parceler.local.emulator import LocalAws
 from parceler.local.resources import LocalStack, create_local_stack
@@ -36,7 +37,7 @@ def lines_or_poison(file: Any) -> dict[str, int]:
     with file.open() as stream:
         data = stream.read()
     if b"POISON" in data:
-        raise ValueError(f"poisoned input {file.uri}")
+        raise PermanentError(f"poisoned input {file.uri}")
     return {"lines": data.count(b"\n")}
 
 

@@ -16,7 +16,10 @@ from parceler.local import moto_startup
 
 
 @pytest.fixture
-def sqs() -> Iterator[Any]:
+def sqs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    # A functional test earlier in this process may have pointed boto3 at its moto server:
+    # with AWS_ENDPOINT_URL set, this client would bypass mock_aws and reach the network.
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     moto_startup.install()
     with mock_aws():
         yield boto3.client("sqs", region_name="us-east-1")

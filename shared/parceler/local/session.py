@@ -229,6 +229,7 @@ class LocalSession:
             )
             error = WorkerDiedError.__name__
             ledger.record_error(group.job_id, group.index, group.attempt, error, cause)
+            ledger.release_slots_held_by(group.job_id, worker)  # max_concurrency slots
             allowed = self._attempts_allowed(ledger, group.job_id)
             if group.attempt >= allowed:
                 ledger.fail_group(
