@@ -181,7 +181,7 @@ def process_message(
     limit = spec.limits.max_concurrency
     holder = slot_holder(index, worker_id, uuid.uuid4().hex[:8])
     slot: int | None = None
-    if summary.group_count is not None and summary.group_count > limit:
+    if limit is not None and summary.group_count is not None and summary.group_count > limit:
         # More groups than the job may run at once: hold one of its in-flight slots (none
         # needed when every group fits under the limit).
         slot = ledger.take_slot(
