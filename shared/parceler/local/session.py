@@ -38,6 +38,7 @@ from parceler.dead_letter import dead_letter
 from parceler.errors import ParcelerError, WorkerDiedError
 from parceler.ledger import GroupItem
 from parceler.local.emulator import LocalAws
+from parceler.local.forked_workers import ForkedWorker, prefork
 from parceler.local.resources import LocalStack, create_local_stack
 from parceler.spec_store import read_spec
 from parceler.workarea import JobArea
@@ -88,7 +89,8 @@ class LocalSession:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.aws = LocalAws()
         self._stack: LocalStack | None = None
-        self._workers: list[subprocess.Popen[bytes]] = []
+        self._workers: list[subprocess.Popen[bytes] | ForkedWorker] = []
+        self._preforked: list[ForkedWorker] = []
         self._logs: list[IO[bytes]] = []
         self._stop = threading.Event()
         self._drain: threading.Thread | None = None
@@ -106,6 +108,8 @@ class LocalSession:
             # moto logs every failed state (with object reprs) at ERROR: the job's own
             # result already says what failed, in parceler's words.
             logging.getLogger("moto").setLevel(logging.CRITICAL)
+        # Before the server's threads exist: the first workers are forks of this process.
+        self._preforked = prefork(self.n_workers)
         self.aws.start()
         try:
             self._stack = create_local_stack(
@@ -146,10 +150,17 @@ class LocalSession:
             "--queue", stack.lambda_queue_url, "--queue", stack.container_queue_url,
             "--wait-seconds", "1", "--grace", "10",
         ]  # fmt: skip
+        queues = [stack.lambda_queue_url, stack.container_queue_url]
         for _ in range(count):
             with self._workers_lock:
                 index = len(self._workers)
-                log_file = (self.log_dir / f"worker-{index}.log").open("wb")
+                log_path = self.log_dir / f"worker-{index}.log"
+                if self._preforked:
+                    forked = self._preforked.pop()
+                    forked.start(env, queues, str(log_path), grace=10.0)
+                    self._workers.append(forked)
+                    continue
+                log_file = log_path.open("wb")
                 self._logs.append(log_file)
                 self._workers.append(
                     subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
@@ -196,7 +207,7 @@ class LocalSession:
                 if self._stop.is_set():
                     return
                 handled.add(process.pid)
-                how = describe_exit(process.returncode)
+                how = describe_exit(process.poll() or 0)
                 try:
                     held = self._record_worker_death(ledger, process.pid, how)
                 except ParcelerError:
@@ -253,6 +264,9 @@ class LocalSession:
     def close(self) -> None:
         """Stop workers (SIGTERM, then SIGKILL after their grace), the drain and the server."""
         self._stop.set()
+        for unused in self._preforked:
+            unused.discard()
+        self._preforked = []
         if self._supervisor is not None:
             self._supervisor.join(timeout=5)  # no replacement starts once workers stop
         for process in self._workers:
