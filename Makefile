@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 ASL_VALIDATOR_VERSION := 4.0.0
 
-.PHONY: install test test-fast lint format demo synth bench clean
+.PHONY: install test test-scale test-fast lint format demo synth bench clean
 
 install: $(STAMP)
 
@@ -22,6 +22,10 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the suite is broken"; exit 1; fi; exit $$rc
+
+## make test-scale: the tests of thousands of groups (minutes each; not in make test).
+test-scale: $(STAMP)
+	$(BIN)/python -m pytest -m scale -rA $(PYTEST_ARGS)
 
 ## make test-fast: the unit tier only (no network, seconds).
 test-fast: $(STAMP)

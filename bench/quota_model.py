@@ -53,7 +53,8 @@ class Parameters:
     parent_distributed_maps: int = 2
     parent_pass_or_choice: int = 3
     events_per_recheck: int = 8
-    recheck_seconds: float = 3600.0
+    recheck_seconds: float = 3600.0  # the period stops doubling once it reaches this
+    recheck_first_seconds: float = 60.0  # the plan's recheck_seconds for short groups
     # A child runs one Lambda task (writer slice or batch reducer).
     child_tasks: int = 1
     # State payloads: the spec and a few URIs and counts (the console spec, 2 KiB, is the
@@ -121,14 +122,19 @@ def duration_seconds(p: Parameters) -> float:
 
 
 def parent_history_events(p: Parameters) -> int:
-    """Fixed states plus one re-check per ``recheck_seconds``: independent of the groups."""
+    """Fixed states plus the re-checks: the period starts at ``recheck_first_seconds`` and
+    doubles (Choice + Pass, 10 events) until it reaches an hour (Choice only, 8 events).
+    Independent of the groups; logarithmic, then hourly, in the duration."""
     fixed = (
         EVENTS_PER_EXECUTION
         + p.parent_tasks * EVENTS_PER_TASK
         + p.parent_distributed_maps * EVENTS_PER_DISTRIBUTED_MAP
         + p.parent_pass_or_choice * EVENTS_PER_PASS_OR_CHOICE
     )
-    return fixed + math.floor(duration_seconds(p) / p.recheck_seconds) * p.events_per_recheck
+    left, period, events = duration_seconds(p), p.recheck_first_seconds, 0
+    while period < p.recheck_seconds and left >= period:
+        left, period, events = left - period, 2 * period, events + p.events_per_recheck + 2
+    return fixed + events + math.floor(left / period) * p.events_per_recheck
 
 
 def largest_child_events(p: Parameters) -> int:

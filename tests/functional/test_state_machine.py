@@ -7,10 +7,13 @@ in the local mode. Each job waits at least one ledger poll (5 s), so each test t
 
 from __future__ import annotations
 
+import itertools
 import json
+import multiprocessing
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,10 @@ from parceler.errors import PermanentError
 from parceler.history import measure_execution
 from parceler.local.emulator import LocalAws
 from parceler.local.resources import LocalStack, create_local_stack
+from parceler.messages import GroupMessage, encode
 from parceler.quotas import ExecutionMeasure
+from parceler.settings import DeadLetterSettings
+from parceler.workarea import JobArea
 
 pytestmark = pytest.mark.functional
 
@@ -323,7 +329,8 @@ def test_history_and_state_stay_flat_as_groups_slices_and_shards_grow(
     assert abs(many.history_events - few.history_events) <= 2, (few, many)
     assert many.map_runs == few.map_runs == 2
     assert max(few.largest_state_bytes, many.largest_state_bytes) <= 16 * 1024
-    assert abs(many.largest_state_bytes - few.largest_state_bytes) <= 16  # ids, not lists
+    # The job names (3 characters apart, in several URIs) and the counts' digits, not lists:
+    assert abs(many.largest_state_bytes - few.largest_state_bytes) <= 32
 
 
 def test_a_long_wait_adds_no_history(stack: LocalStack, tmp_path: Path) -> None:
@@ -379,6 +386,79 @@ class _Accepted:
     status_code: int = 200
 
 
+def _entered(execution_arn: str, state: str) -> bool:
+    events = boto3.client("stepfunctions").get_execution_history(
+        executionArn=execution_arn, maxResults=1000, reverseOrder=True
+    )["events"]
+    return any(e.get("stateEnteredEventDetails", {}).get("name") == state for e in events)
+
+
+def _dead_letter_groups(
+    settings: DeadLetterSettings, bucket: str, job_id: str, indexes: range
+) -> list[str]:
+    """End groups ``indexes`` of a job through the dead-letter core (in a pool process)."""
+    job = JobArea(bucket, job_id)
+    return [
+        dead_letter(encode(GroupMessage(summary_uri=job.group(i).manifest)), settings).status
+        for i in indexes
+    ]
+
+
+@pytest.mark.scale
+def test_a_ten_thousand_group_job_keeps_its_history_and_state_small(
+    local: LocalAws, tmp_path: Path
+) -> None:
+    """10,000 groups through the real definition, planner, waiter and aggregator: 10 plan
+    slices, 40 ledger shards, 100 aggregation batches. The groups end through the dead-letter
+    core (as if every message had exhausted its receives), from two processes, instead of
+    10,000 worker deliveries (8 calls each on moto); what is measured here, the parent's
+    history and states, does not depend on how a group ends.
+    """
+    local.reset()
+    stack = create_local_stack(prefix="t", lambda_visibility_seconds=30)
+    n_groups = 10_000
+    listing = tmp_path / "listing.csv"
+    listing.write_text(
+        "uri,size\n" + "".join(f"s3://data/part-{i:05d}.txt,{100 + i}\n" for i in range(n_groups))
+    )
+    # No re-check during the minutes this takes: the re-check loop's events grow with the
+    # wait, not the groups (test_a_wait_longer_than_several_rechecks_...).
+    spec = _spec(str(listing), limits={"tolerated_failure_percent": 100.0, "recheck_seconds": 3600})
+    sfn = boto3.client("stepfunctions")
+    arn = sfn.start_execution(
+        stateMachineArn=stack.state_machine_arn, name="ten-thousand", input=json.dumps(spec)
+    )["executionArn"]
+
+    deadline = time.monotonic() + 1200  # a hang guard: planning writes 20,000 objects on moto
+    while not _entered(arn, "WaitForGroups"):
+        assert time.monotonic() < deadline, "the plan was not written"
+        assert sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
+        time.sleep(1)
+    settings = stack.dead_letter_settings()
+    halves = (range(0, n_groups, 2), range(1, n_groups, 2))
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(2, mp_context=spawn) as pool:
+        ended = pool.map(
+            _dead_letter_groups, [settings] * 2, [stack.work_bucket] * 2, ["ten-thousand"] * 2,
+            halves,
+        )  # fmt: skip
+        assert [status for half in ended for status in half] == ["failed"] * n_groups
+    while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, "the job did not end"
+        time.sleep(0.5)
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    output = json.loads(described["output"])
+    assert (output["n_groups"], output["groups_failed"]) == (n_groups, n_groups)
+    assert Ledger(stack.ledger_table).get_job("ten-thousand").n_shards == 40
+    measure = _measure(stack, "ten-thousand")
+    assert measure.largest_state_bytes <= 16 * 1024, measure.largest_state
+    assert measure.history_events <= 60, measure.events_by_state
+    assert measure.map_runs == 2
+    failures = json.loads(storage.read_bytes(output["failures_uri"]))
+    assert len(failures) == n_groups
+
+
 def slow_lines(file: Any) -> dict[str, int]:
     """Counts lines after sleeping the seconds the file's first line says."""
     data = file.read_bytes()
@@ -389,7 +469,8 @@ def slow_lines(file: Any) -> dict[str, int]:
 def test_a_wait_longer_than_several_rechecks_ends_only_when_the_groups_do(
     stack: LocalStack, tmp_path: Path
 ) -> None:
-    """Each re-check timeout recounts the ledger and waits again; none ends the wait early."""
+    """Each re-check timeout recounts the ledger and waits again, twice as long; none ends
+    the wait early."""
     spec = _spec(
         _files(tmp_path / "in", ["7\n", "7\n"]),
         processor={"kind": "python", "function": f"{__name__}:slow_lines"},
@@ -400,4 +481,14 @@ def test_a_wait_longer_than_several_rechecks_ends_only_when_the_groups_do(
 
     assert execution["status"] == "SUCCEEDED", execution.get("cause")
     assert json.loads(execution["output"])["groups_succeeded"] == 2
-    assert _measure(stack, "long-wait").events_by_type.get("TaskTimedOut", 0) >= 2
+    arn = stack.state_machine_arn.replace(":stateMachine:", ":execution:") + ":long-wait"
+    events = boto3.client("stepfunctions").get_execution_history(executionArn=arn, maxResults=1000)[
+        "events"
+    ]
+    periods = [
+        (timed_out["timestamp"] - submitted["timestamp"]).total_seconds()
+        for submitted, timed_out in itertools.pairwise(events)
+        if (submitted["type"], timed_out["type"]) == ("TaskSubmitted", "TaskTimedOut")
+    ]
+    assert len(periods) >= 2  # each period doubles: 2 s, 4 s, ...
+    assert all(later > earlier * 1.5 for earlier, later in itertools.pairwise(periods))

@@ -152,11 +152,21 @@ def test_waiting_is_a_callback_whose_timeout_rechecks_instead_of_failing(
     states = asl["States"]
     assert all(state["Type"] != "Wait" for state in states.values())
     wait = states["WaitForGroups"]
-    assert wait["TimeoutSecondsPath"] == "$.plan.recheck_seconds"
+    assert wait["TimeoutSecondsPath"] == "$.recheck.seconds"
+    assert states["Plan"]["ResultSelector"]["recheck"] == {"seconds.$": "$.Payload.recheck_seconds"}
     timeout, everything = wait["Catch"]
     assert timeout == {"ErrorEquals": ["States.Timeout"], "ResultPath": None, "Next": "Recheck"}
-    assert states["Recheck"]["Type"] == "Pass"
-    assert states["Recheck"]["Next"] == "WaitForGroups"
+    # The period doubles until it reaches an hour, then stays: events grow with the log of
+    # the job's duration, then hourly.
+    recheck, lengthen = states["Recheck"], states["LengthenRecheck"]
+    assert recheck["Choices"] == [
+        {"Variable": "$.recheck.seconds", "NumericGreaterThanEquals": 3600, "Next": "WaitForGroups"}
+    ]
+    assert recheck["Default"] == "LengthenRecheck"
+    assert lengthen["Parameters"] == {
+        "seconds.$": "States.MathAdd($.recheck.seconds, $.recheck.seconds)"
+    }
+    assert (lengthen["ResultPath"], lengthen["Next"]) == ("$.recheck", "WaitForGroups")
     assert everything["ErrorEquals"] == ["States.ALL"]
     assert all("States.Timeout" not in r["ErrorEquals"] for r in wait.get("Retry", []))
 
