@@ -92,6 +92,7 @@ class PartialDetails(ValueDetails):
     groups_succeeded: int = Field(ge=0)
     groups_failed: int = Field(ge=0)
     failed_groups: list[FailedGroup]
+    groups_skipped: int = Field(default=0, ge=0)  # succeeded by reusing an earlier result
 
 
 class JobResultDetails(ValueDetails):
@@ -102,5 +103,6 @@ class JobResultDetails(ValueDetails):
     groups_succeeded: int = Field(ge=0)
     groups_failed: int = Field(ge=0)
     failed_groups: list[FailedGroup]
+    groups_skipped: int = Field(default=0, ge=0)  # of groups_succeeded: results reused
     failures_uri: str | None = None  # every failed group, when more than are listed here
     tolerated_failure_percent: float

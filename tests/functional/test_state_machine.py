@@ -322,7 +322,8 @@ def test_history_and_state_stay_flat_as_groups_slices_and_shards_grow(
     assert abs(many.history_events - few.history_events) <= 2, (few, many)
     assert many.map_runs == few.map_runs == 2
     assert max(few.largest_state_bytes, many.largest_state_bytes) <= 16 * 1024
-    assert abs(many.largest_state_bytes - few.largest_state_bytes) <= 16  # ids, not lists
+    # Ids, not lists: the job id (3 characters longer) appears in a handful of fields.
+    assert abs(many.largest_state_bytes - few.largest_state_bytes) <= 8 * 3
 
 
 def test_a_long_wait_adds_no_history(stack: LocalStack, tmp_path: Path) -> None:
