@@ -25,6 +25,7 @@ import hashlib
 import importlib
 import inspect
 import json
+from pathlib import Path
 from typing import Any
 
 from parceler import __version__
@@ -89,7 +90,10 @@ def _code_version(kind: str, function: str | None, version: str) -> str:
             "install the module where the planner runs (a layer on AWS).",
         ) from exc
     try:
-        source = inspect.getsource(module).encode()
+        path = inspect.getsourcefile(module)
+        if path is None:
+            raise OSError(f"no source file for {module_name}")
+        source = Path(path).read_bytes()  # the file as it is now (inspect caches lines)
     except (OSError, TypeError):
         # No source shipped (a compiled module): the function's bytecode and constants.
         code = getattr(getattr(module, function.partition(":")[2], None), "__code__", None)

@@ -188,7 +188,8 @@ def _plan(spec: JobSpec, job_id: str, settings: PlannerSettings, ledger: Ledger)
     table = load_source(
         spec.source, include=spec.include, exclude=spec.exclude, count_records=spec.count_records
     )
-    packed = plan_files(table, limits_of(spec))
+    # Incremental jobs plan stable groups: a few new files must not reshuffle every group.
+    packed = plan_files(table, limits_of(spec), stable=spec.incremental)
     master = write_manifest(packed.table, area.manifest, details=_details(spec, job_id))
     grouped = conform(packed.by_group(), f"plan of job {job_id}")
     group_of = np.repeat(np.arange(packed.n_groups, dtype=np.int32), np.diff(packed.offsets))
