@@ -7,7 +7,6 @@ and the **processor identity**: everything else that decides the result —
   ``version``;
 - the reducer (a group's value is its files' values reduced): ``kind``, ``name`` /
   ``function``;
-- the spec's ``output`` (where the outputs were written);
 - the code: a built-in's is parceler's version; a Python processor or reducer left at the
   default ``version`` ("1") gets the SHA-256 of its module's source file, so an edit of
   that file invalidates its results. Setting ``version`` yourself replaces that hash:
@@ -16,6 +15,9 @@ and the **processor identity**: everything else that decides the result —
 
 Two groups with the same identity commit equal results (the processor is expected to be
 deterministic), so a committed result is reused instead of run (``parceler.planner``).
+The spec's ``output`` is not part of it: a reused group's output files stay where the
+earlier job wrote them, and the result manifest lists them there (a local run's outputs
+default to its own run folder, which would otherwise make every local job different).
 Complexity: one hash per group; the module source is read once per spec.
 """
 
@@ -61,7 +63,6 @@ def processor_identity(spec: JobSpec) -> str:
             "function": reducer.function,
             "code": _code_version(reducer.kind, reducer.function, DEFAULT_VERSION),
         },
-        "output": spec.output,
     }
     text = json.dumps(described, sort_keys=True, separators=(",", ":"), default=str)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()

@@ -43,6 +43,7 @@ class Progress:
     overdue: list[Overdue] = field(default_factory=list)
     failures: list[FailedGroup] = field(default_factory=list)
     error: str | None = None
+    groups_skipped: int = 0  # of ``succeeded``: results reused from earlier jobs, not run
 
     @property
     def finished(self) -> bool:
@@ -110,4 +111,5 @@ def progress(job: JobItem, groups: list[GroupItem], now: float) -> Progress:
         overdue=overdue,
         failures=failures,
         error=job.error,
+        groups_skipped=sum(1 for g in groups if g.skipped),
     )

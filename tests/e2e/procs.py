@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 from parceler.errors import RetryableError
@@ -58,3 +59,12 @@ def chatty_poison_line_count(file: FileRef) -> dict[str, Any]:
     """Print a line naming the file (a worker log line), then :func:`poison_line_count`."""
     print(f"chatty: reading {file.basename}")
     return poison_line_count(file)
+
+
+def marked_poison_line_count(file: FileRef) -> dict[str, Any]:
+    """Count lines; fail (permanently) while a marker ``<data folder>/../poison/<name>``
+    exists, so a test can fix the poison without changing the file (then redrive)."""
+    path = Path(file.uri.removeprefix("file://"))
+    if (path.parent.parent / "poison" / path.name).exists():
+        raise ValueError(f"{path.name} is marked poison")
+    return line_count_value(file.basename, file.read_bytes())

@@ -40,7 +40,6 @@ def test_equal_specs_have_equal_identities_and_any_processor_change_differs() ->
         _spec(options={"top": 3}),
         _spec(version="2"),
         _spec(name="linecount"),
-        parse_spec({"source": "/other", "processor": {"name": "wordcount"}, "output": "/out"}),
         parse_spec(
             {"source": "/data", "processor": {"name": "wordcount"}, "reducer": {"name": "concat"}}
         ),

@@ -149,7 +149,8 @@ class LocalSession:
         for _ in range(count):
             with self._workers_lock:
                 index = len(self._workers)
-                log_file = (self.log_dir / f"worker-{index}.log").open("wb")
+                # Appended: a replacement worker, or a later redrive, keeps earlier lines.
+                log_file = (self.log_dir / f"worker-{index}.log").open("ab")
                 self._logs.append(log_file)
                 self._workers.append(
                     subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
