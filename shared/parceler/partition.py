@@ -233,7 +233,8 @@ def stable_partition(table: pa.Table, limits: Limits) -> Partition:
 
     Algorithm (content-defined boundaries, as in content-defined chunking):
 
-    1. Files in uri order (then size, etag). A file over a target is a group of its own.
+    1. Files in uri order (then size, etag). A file over a target is a group of its own
+       (the open group stays open around it).
     2. Each file's *fill* is its largest fraction of a limit (bytes, records, or
        ``1/max_files``). It is a **boundary file** iff ``hash(uri) / 2**64 <
        1 - exp(-STABLE_CUT_RATE * fill)``: a property of the file alone (on average one
@@ -241,7 +242,7 @@ def stable_partition(table: pa.Table, limits: Limits) -> Partition:
     3. Walk the files: a file that would overflow the open group (any limit) closes it
        first (a *forced* cut); after adding a file, a group at least
        :data:`STABLE_MIN_FILL` full is closed if the file is a boundary file.
-    4. Groups are numbered in uri order.
+    4. Groups are numbered in the uri order of their first file.
 
     Why it is stable: a group that ends at a boundary file ends there whatever came
     before, once it is full enough; an insertion or a change only moves the cuts until the
@@ -304,23 +305,25 @@ def stable_partition(table: pa.Table, limits: Limits) -> Partition:
     max_files = limits.max_files or n + 1
     min_fill = STABLE_MIN_FILL
     group_sorted = [0] * n
-    group = -1
+    open_group = -1  # none open
+    next_group = 0
     loads = [0] * len(needs)
     count = 0
     for i in range(n):
-        if over_sorted[i]:
-            group += 1
-            group_sorted[i] = group
-            count = max_files  # the next file opens a new group
+        if over_sorted[i]:  # a group of its own; the open group stays open around it
+            group_sorted[i] = next_group
+            next_group += 1
             continue
-        fits = count < max_files and all(
-            loads[d] + need_lists[d][i] <= _SCALE for d in range(len(loads))
+        fits = (
+            open_group >= 0
+            and count < max_files
+            and all(loads[d] + need_lists[d][i] <= _SCALE for d in range(len(loads)))
         )
-        if group < 0 or not fits:
-            group += 1
+        if not fits:
+            open_group, next_group = next_group, next_group + 1
             loads = [0] * len(needs)
             count = 0
-        group_sorted[i] = group
+        group_sorted[i] = open_group
         for d in range(len(loads)):
             loads[d] += need_lists[d][i]
         count += 1
@@ -328,7 +331,7 @@ def stable_partition(table: pa.Table, limits: Limits) -> Partition:
         if limits.max_files is not None:
             load = max(load, count / max_files)
         if boundary[i] and load >= min_fill:
-            count = max_files  # closed: the next file opens a new group
+            open_group = -1  # closed at a boundary file
     group_of[order] = np.asarray(group_sorted, dtype=np.int64)
     return _result(group_of, over, size, n_record)
 
