@@ -231,7 +231,7 @@ class LocalSession:
             error = WorkerDiedError.__name__
             ledger.record_error(group.job_id, group.index, group.attempt, error, cause)
             allowed = self._attempts_allowed(ledger, group.job_id)
-            if group.attempt >= allowed:
+            if group.attempt - group.attempt_base >= allowed:  # a redrive's fresh budget
                 ledger.fail_group(
                     group.job_id,
                     group.index,
