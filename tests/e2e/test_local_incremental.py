@@ -60,6 +60,8 @@ def test_separate_local_runs_reuse_unchanged_groups_and_rerun_changed_ones(
 
     fresh = _run(tmp_path, data, "inc-no-cache", "--no-cache")
     assert (fresh["groups_skipped"], _messages_started(tmp_path, "inc-no-cache")) == (0, 4)
+    # A run without the cache neither reads nor forgets it: 4 groups, then f05's new one.
+    assert (workarea / "cache.jsonl").read_text().count("cache#") == 5
 
     status = parceler(tmp_path, "status", "inc-again", "--json")
     assert status.returncode == 0, status.stderr

@@ -80,7 +80,11 @@ class LocalWorkArea:
         for shard in range(n_shards):
             items.extend(_query(stack.ledger_table, shard_pk(job_id, shard)))
         _write_lines(self.job_items(job_id), items)
-        _write_lines(self.cache_items, _scan_cache(stack.ledger_table))
+        # Merged, not replaced: a session that restored nothing (``--no-cache``) keeps the
+        # earlier entries; an entry of this session wins over a saved one.
+        cache = {item["pk"]["S"]: item for item in _read_lines(self.cache_items)}
+        cache.update({item["pk"]["S"]: item for item in _scan_cache(stack.ledger_table)})
+        _write_lines(self.cache_items, list(cache.values()))
         keys = _list(stack.work_bucket, f"jobs/{job_id}/")
 
         def save_object(key: str) -> None:
