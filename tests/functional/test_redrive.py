@@ -54,6 +54,17 @@ def sum_lines(values: list[dict[str, int]]) -> dict[str, int]:
     return {"lines": sum(v["lines"] for v in values)}
 
 
+BROKEN_REDUCER = {"on": False}  # the handlers run in this process (the Lambda hook)
+
+
+def sum_lines_unless_broken(values: list[dict[str, int]]) -> dict[str, int]:
+    """Fails across groups (the aggregation) while broken; a group of one file reduces one
+    value, so the workers succeed."""
+    if BROKEN_REDUCER["on"] and len(values) > 1:
+        raise ValueError("the reducer is broken")
+    return sum_lines(values)
+
+
 def _spec(source: str, **extra: Any) -> dict[str, Any]:
     return {
         "source": source,
@@ -144,3 +155,26 @@ def test_a_running_job_refuses_redrive_and_keeps_its_state(
         .describe_execution(executionArn=execution["executionArn"])["name"]
         .startswith("busy-redrive-1-")
     )
+
+
+def test_a_job_that_failed_in_aggregation_is_redriven_without_rerunning_any_group(
+    stack: LocalStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = _files(tmp_path / "in", ["a\n", "b\nc\n", "d\n"])
+    spec = _spec(
+        source, reducer={"kind": "python", "function": f"{__name__}:sum_lines_unless_broken"}
+    )
+    monkeypatch.setitem(BROKEN_REDUCER, "on", True)
+    first = _run(stack, "agg", spec)
+    assert first["status"] == "FAILED"  # in the aggregation (moto: at FinalReduce)
+    ledger = Ledger(stack.ledger_table)
+    groups = list(ledger.list_groups("agg"))
+    assert [g.status for g in groups] == ["SUCCEEDED"] * 3
+
+    monkeypatch.setitem(BROKEN_REDUCER, "on", False)
+    execution = _redrive(stack, "agg")
+
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    assert list(ledger.list_groups("agg")) == groups  # nothing re-ran
+    output = json.loads(execution["output"])
+    assert json.loads(storage.read_bytes(output["value_uri"])) == {"lines": 4}
