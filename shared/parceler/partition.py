@@ -300,40 +300,65 @@ def stable_partition(table: pa.Table, limits: Limits) -> Partition:
     hashed = _mix64(_poly_hash(uri_array.take(pa.array(order))))
     unit = (hashed >> np.uint64(11)).astype(np.float64) * 2.0**-53
     boundary = (unit < -np.expm1(-STABLE_CUT_RATE * fill)).tolist()
-    over_sorted = over[order].tolist()
-    need_lists = [need.tolist() for need in needs]
-    max_files = limits.max_files or n + 1
-    min_fill = STABLE_MIN_FILL
-    group_sorted = [0] * n
+    group_sorted = _stable_walk(
+        over[order].tolist(),
+        [need.tolist() for need in needs],
+        boundary,
+        limits.max_files,
+    )
+    group_of[order] = np.asarray(group_sorted, dtype=np.int64)
+    return _result(group_of, over, size, n_record)
+
+
+def _stable_walk(
+    oversized: list[bool],
+    needs: list[list[int]],
+    boundary: list[bool],
+    max_files: int | None,
+) -> list[int]:
+    """Step 3 of :func:`stable_partition` over files already in uri order: the group of each.
+
+    ``needs[d][i]`` is file i's share of limit d in units of ``2**-32`` (:data:`_SCALE`).
+    Worked example (one limit, shares in hundredths for reading; boundary files c, f)::
+
+        a=.30 b=.30 c=.30 d=.20 e=.50 f=.40 g=1.5 (oversized) h=.10
+        a b c: .90 >= .75 and c is a boundary → {a,b,c} closes
+        d e:   .70; f would make 1.10 → {d,e} closes (forced), f opens a group
+        g:     oversized: a group of its own; f's group stays open
+        h:     joins f: {f,h} = .50, the last group
+        groups (numbered by first file): {a,b,c}=0 {d,e}=1 {f,h}=2 {g}=3
+    """
+    n = len(oversized)
+    limit = max_files if max_files is not None else n + 1
+    group_of = [0] * n
     open_group = -1  # none open
     next_group = 0
     loads = [0] * len(needs)
     count = 0
     for i in range(n):
-        if over_sorted[i]:  # a group of its own; the open group stays open around it
-            group_sorted[i] = next_group
+        if oversized[i]:  # a group of its own; the open group stays open around it
+            group_of[i] = next_group
             next_group += 1
             continue
         fits = (
             open_group >= 0
-            and count < max_files
-            and all(loads[d] + need_lists[d][i] <= _SCALE for d in range(len(loads)))
+            and count < limit
+            and all(loads[d] + needs[d][i] <= _SCALE for d in range(len(loads)))
         )
         if not fits:
             open_group, next_group = next_group, next_group + 1
             loads = [0] * len(needs)
             count = 0
-        group_sorted[i] = open_group
+        group_of[i] = open_group
         for d in range(len(loads)):
-            loads[d] += need_lists[d][i]
+            loads[d] += needs[d][i]
         count += 1
         load = max(loads) / _SCALE if loads else 0.0
-        if limits.max_files is not None:
+        if max_files is not None:
             load = max(load, count / max_files)
-        if boundary[i] and load >= min_fill:
+        if boundary[i] and load >= STABLE_MIN_FILL:
             open_group = -1  # closed at a boundary file
-    group_of[order] = np.asarray(group_sorted, dtype=np.int64)
-    return _result(group_of, over, size, n_record)
+    return group_of
 
 
 def lower_bound(table: pa.Table, limits: Limits) -> int:

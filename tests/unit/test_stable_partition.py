@@ -130,3 +130,14 @@ def test_a_group_count_has_no_stable_form_and_falls_back_to_partition() -> None:
     assert np.array_equal(
         stable_partition(table, limits).group_of, partition(table, limits).group_of
     )
+
+
+def test_the_walks_docstring_example() -> None:
+    from parceler.partition import _SCALE, _stable_walk
+
+    shares = [0.30, 0.30, 0.30, 0.20, 0.50, 0.40, 1.0, 0.10]  # a..h; g is oversized
+    needs = [[round(share * _SCALE) for share in shares]]
+    oversized = [False] * 6 + [True, False]
+    boundary = [False, False, True, False, False, True, False, False]  # c and f
+
+    assert _stable_walk(oversized, needs, boundary, None) == [0, 0, 0, 1, 1, 2, 3, 2]
