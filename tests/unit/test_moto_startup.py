@@ -16,7 +16,10 @@ from parceler.local import moto_startup
 
 
 @pytest.fixture
-def sqs() -> Iterator[Any]:
+def sqs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    # In-process moto: an endpoint a functional test of this process left set (the
+    # session-scoped moto server's) would send boto3 to the network, which is off here.
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     moto_startup.install()
     with mock_aws():
         yield boto3.client("sqs", region_name="us-east-1")
