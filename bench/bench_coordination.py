@@ -99,6 +99,12 @@ def _resources() -> PlannerSettings:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--groups", type=int, default=200, help="groups (one file each)")
+    parser.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=1000,
+        help="the spec's limits.max_concurrency (below --groups: in-flight slots are used)",
+    )
     args = parser.parse_args()
     server = _start_moto()
     try:
@@ -109,6 +115,7 @@ def main() -> None:
             {
                 "source": "s3://src/data/",
                 "partitioning": {"max_files": 1},
+                "limits": {"max_concurrency": args.max_concurrency},
                 "processor": {
                     "kind": "python",
                     "function": "bench.bench_coordination:noop",

@@ -11,7 +11,7 @@ from aws_cdk import aws_s3 as s3
 from infra.work_bucket import JOBS_PREFIX
 
 #: Where one attempt's outputs go, under a job root (the work area or an output location):
-#: ``<root><job>/groups/[<g//1000>/]<g>/attempt-<a>/...`` (docs/INTERNALS.md). IAM's ``*``
+#: ``<root><job>/groups/[<g//1000>/]<g>/<run>/attempt-<a>/...`` (docs/INTERNALS.md). IAM's ``*``
 #: spans ``/``, so one pattern covers both the work area's and an output location's form.
 ATTEMPT_FOLDERS = "*/groups/*/attempt-*"
 
@@ -86,6 +86,20 @@ def deny_trigger_writes(trigger_objects: Sequence[str]) -> iam.PolicyStatement:
 def group_ledger(table_arn: str) -> iam.PolicyStatement:
     """Item-level calls on the ledger: no Scan, Query, PutItem, DeleteItem or batch calls."""
     return iam.PolicyStatement(actions=list(GROUP_LEDGER_ACTIONS), resources=[table_arn])
+
+
+#: The only partitions a worker may Query: a job's in-flight slots (``limits.max_concurrency``;
+#: ``parceler.aws.ledger.slots_pk``), never a job's groups or counters.
+SLOT_PARTITIONS = "job#*#slots"
+
+
+def slot_query(table_arn: str) -> iam.PolicyStatement:
+    """Query the in-flight slot partitions of the ledger, and nothing else (no Scan)."""
+    return iam.PolicyStatement(
+        actions=["dynamodb:Query"],
+        resources=[table_arn],
+        conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [SLOT_PARTITIONS]}},
+    )
 
 
 def waiter_ledger(table_arn: str) -> iam.PolicyStatement:

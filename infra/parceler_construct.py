@@ -26,6 +26,7 @@ from infra.access import (
     objects,
     read_objects,
     signal_tasks,
+    slot_query,
     waiter_ledger,
     write_objects,
 )
@@ -427,6 +428,7 @@ class Parceler(Construct):
             self._allow(grantee, read_objects([work_area, *inputs]), "inputs and manifests")
             self._allow(grantee, write_objects(attempts), "one attempt's outputs")
             self._allow(grantee, group_ledger(table.table_arn), "claims and commits")
+            self._allow(grantee, slot_query(table.table_arn), "a job's in-flight slots")
             self._allow(grantee, signal_tasks(state_machine_arn), "completion signals")
             _role_of(grantee).add_to_principal_policy(deny_trigger_writes(trigger_objects))
         self.container_queue.queue.grant_send_messages(task_role)

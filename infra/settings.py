@@ -48,7 +48,7 @@ class ParcelerSettings(BaseModel):
     writes under it."""
     output_locations: tuple[str, ...] = Field(default=(), alias="outputLocations")
     """``s3://bucket/prefix/`` URIs a job spec's ``output`` may name. Workers may write
-    there only under ``<prefix><job>/groups/<g>/attempt-<a>/``, as in the work area."""
+    there only under ``<prefix><job>/groups/<g>/<run>/attempt-<a>/``, as in the work area."""
 
     # Lambda workers and the event source.
     worker_max_concurrency: int = Field(default=50, alias="workerMaxConcurrency", ge=2, le=1000)

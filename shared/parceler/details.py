@@ -59,10 +59,13 @@ class GroupDetails(Details):
 
     The job's spec is in the work area (``JobArea.spec``); ``spec_sha256`` is the hash of
     that object, so a worker can cache the spec per job and tell a replanned job apart.
+    ``run_id`` names the run in the attempt folders (``workarea.AttemptArea``).
     """
 
     job_id: str
     spec_sha256: str
+    run_id: str = Field(pattern=r"^run-\d{8}T\d{6}-[0-9a-f]{6}$")
+    """The job's run (``workarea.new_run_id``): part of every attempt folder's name."""
 
 
 class GroupResultDetails(ValueDetails):

@@ -67,7 +67,20 @@ class ManifestNotFoundError(ManifestError):
 
 
 class ProcessorError(PermanentError):
-    """User processor code failed on a group; recorded in the ledger with its cause."""
+    """User processor code failed on a group for good; recorded in the ledger with its cause.
+
+    What user code raises as :class:`PermanentError` (and parceler's checks of what user
+    code returns or names) becomes this: the group fails at once, no retry.
+    """
+
+
+class UserCodeError(RetryableError):
+    """An exception escaped user code (a processor or reducer) on a group: retried.
+
+    Any exception that is not a :class:`PermanentError` (a ``ConnectionError``, a
+    ``KeyError``) may be transient, so the worker records it and retries the group, up to
+    the spec's ``limits.max_attempts``; the last attempt fails the group with it.
+    """
 
 
 class OutputNameError(ProcessorError):

@@ -44,6 +44,7 @@ class JobItem:
     updated_at: float | None = None
     expires_at: float | None = None
     spec: str | None = None  # the spec's sha256 (its one copy is spec.json in the work area)
+    run_id: str | None = None  # minted at creation: names this run's attempt folders
     n_shards: int = 1  # partition keys the groups and counters spread over
     n_slices: int | None = None  # plan slices the WriteGroups map writes
     recheck_seconds: int | None = None  # the waiter's timeout: a lost signal's longest delay
@@ -102,6 +103,39 @@ class GroupItem:
     def skipped(self) -> bool:
         """Whether the group's result was reused instead of run (an incremental skip)."""
         return self.reused_from is not None
+
+
+def slot_holder(group_index: int, worker_id: str, token: str) -> str:
+    """The ``holder`` of an in-flight slot: one delivery, ``{group}/{worker}/{token}``
+    (worker ids, ``host:pid:index``, hold no ``/``)."""
+    return f"{group_index}/{worker_id}/{token}"
+
+
+def slot_holder_worker(holder: str) -> str | None:
+    """The worker id inside a :func:`slot_holder` string (None if it is not one)."""
+    parts = holder.split("/")
+    return parts[1] if len(parts) == 3 else None
+
+
+@dataclass(frozen=True, slots=True)
+class SlotItem:
+    """One of a job's ``limits.max_concurrency`` in-flight slots (``pk = job#{job}#slots``,
+    ``sk = slot#{k:04d}``): a group runs only while its delivery holds a live slot.
+
+    Held while ``holder`` is set and ``lease_until`` is in the future (the worker's
+    heartbeat extends it, the worker clears it when the attempt ends); a dead worker's slot
+    frees itself when its lease runs out, as its group's message reappears.
+    """
+
+    slot: int
+    holder: str | None = None  # the delivery holding it: "{group}/{worker}/{token}"
+    group_index: int | None = None
+    lease_until: float | None = None
+    updated_at: float | None = None
+    expires_at: float | None = None
+
+    def live(self, now: float) -> bool:
+        return self.holder is not None and (self.lease_until or 0.0) > now
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,7 +74,7 @@ from parceler.processors import check_processor, reducer_of
 from parceler.settings import PlannerSettings
 from parceler.sources import load_source
 from parceler.spec import JobSpec
-from parceler.workarea import JobArea
+from parceler.workarea import JobArea, new_run_id
 
 log = logging.getLogger(__name__)
 
@@ -163,14 +163,15 @@ def plan(spec: JobSpec, job_id: str, settings: PlannerSettings) -> PlanResult:
     ledger = _ledger(settings)
     spec_hash = spec_store.sha256(spec)
     # The ledger keeps only the hash: the spec's one copy is spec.json in the work area.
-    job, created = ledger.create_job(job_id, spec_json=spec_hash)
+    # The run id is minted here, once per job item: it names this run's attempt folders.
+    job, created = ledger.create_job(job_id, spec_json=spec_hash, run_id=new_run_id())
     if not created and job.spec != spec_hash:
         raise SpecError(
             f"job {job_id!r} already exists with a different spec.",
             "use a new job id (execution name) for a different spec.",
         )
     if job.n_groups is None:
-        _plan(spec, job_id, settings, ledger)
+        _plan(spec, job, settings, ledger)
         job = ledger.get_job(job_id)
     return _result(job, settings)
 
@@ -179,9 +180,10 @@ def _ledger(settings: PlannerSettings) -> Ledger:
     return Ledger(settings.ledger_table, retention_days=settings.ledger_retention_days)
 
 
-def _plan(spec: JobSpec, job_id: str, settings: PlannerSettings, ledger: Ledger) -> None:
+def _plan(spec: JobSpec, job: JobItem, settings: PlannerSettings, ledger: Ledger) -> None:
     """Step 1: store the spec, list, pack, write the master manifest and the slices, record
     the plan."""
+    job_id = job.job_id
     check_processor(spec.processor, reducer_of(spec))  # a spec that cannot run sends nothing
     area = JobArea(settings.work_bucket, job_id)
     spec_store.write_spec(area, spec)  # before anything that refers to it
@@ -190,7 +192,7 @@ def _plan(spec: JobSpec, job_id: str, settings: PlannerSettings, ledger: Ledger)
     )
     # Incremental jobs plan stable groups: a few new files must not reshuffle every group.
     packed = plan_files(table, limits_of(spec), stable=spec.incremental)
-    master = write_manifest(packed.table, area.manifest, details=_details(spec, job_id))
+    master = write_manifest(packed.table, area.manifest, details=_details(spec, job))
     grouped = conform(packed.by_group(), f"plan of job {job_id}")
     group_of = np.repeat(np.arange(packed.n_groups, dtype=np.int32), np.diff(packed.offsets))
     n_slices = math.ceil(packed.n_groups / SLICE_GROUPS)
@@ -234,8 +236,15 @@ def _slice_items(job_id: str, n_slices: int, redrive: int = 0) -> list[dict[str,
     return [{"job_id": job_id, "slice": k, "redrive": redrive} for k in range(n_slices)]
 
 
-def _details(spec: JobSpec, job_id: str) -> dict[str, Any]:
-    return GroupDetails(job_id=job_id, spec_sha256=spec_store.sha256(spec)).to_details()
+def _details(spec: JobSpec, job: JobItem) -> dict[str, Any]:
+    if job.run_id is None:
+        raise ManifestError(
+            f"job {job.job_id!r} has no run id in the ledger (planned by an older parceler).",
+            "run the job again under a new job id.",
+        )
+    return GroupDetails(
+        job_id=job.job_id, spec_sha256=spec_store.sha256(spec), run_id=job.run_id
+    ).to_details()
 
 
 def write_slice(
@@ -274,7 +283,7 @@ def write_slice(
     counts = np.bincount(rows.column("group").to_numpy() - first, minlength=last - first)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     uris = [area.group(g).manifest for g in range(first, last)]
-    details = _details(spec, job_id)
+    details = _details(spec, job)
 
     def write(at: int) -> list[ManifestSummary]:
         end = min(at + GROUPS_PER_WRITE, last - first)

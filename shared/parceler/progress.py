@@ -42,6 +42,9 @@ class Progress:
     eta_seconds: float | None
     overdue: list[Overdue] = field(default_factory=list)
     failures: list[FailedGroup] = field(default_factory=list)
+    retrying: list[FailedGroup] = field(default_factory=list)
+    """Groups not done whose last attempt failed (and will be retried): that attempt's
+    number, error and cause."""
     error: str | None = None
     groups_skipped: int = 0  # of ``succeeded``: results reused from earlier jobs, not run
 
@@ -55,6 +58,7 @@ class Progress:
     def to_json(self) -> dict[str, Any]:
         document = asdict(self)
         document["failures"] = [f.to_details() for f in self.failures]
+        document["retrying"] = [f.to_details() for f in self.retrying]
         return document
 
 
@@ -93,6 +97,14 @@ def progress(job: JobItem, groups: list[GroupItem], now: float) -> Progress:
         for g in groups
         if g.status == "FAILED"
     ]  # fmt: skip
+    retrying = [
+        FailedGroup(
+            index=g.index, status=g.status, error=g.last_error, cause=g.last_cause,
+            attempt=g.last_attempt,
+        )
+        for g in groups
+        if g.last_error is not None and not g.terminal
+    ]  # fmt: skip
     return Progress(
         job_id=job.job_id,
         status=job.status,
@@ -110,6 +122,7 @@ def progress(job: JobItem, groups: list[GroupItem], now: float) -> Progress:
         eta_seconds=(left / rate) if rate and left > 0 else (0.0 if left == 0 else None),
         overdue=overdue,
         failures=failures,
+        retrying=retrying,
         error=job.error,
         groups_skipped=sum(1 for g in groups if g.skipped),
     )

@@ -127,7 +127,15 @@ class ReducerSpec(_Spec):
 class Limits(_Spec):
     """Backpressure and failure tolerance."""
 
-    max_concurrency: int = Field(default=50, ge=1, le=1000)
+    max_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description=(
+            "groups of this job in flight at once (default: no per-job limit; the stack's"
+            " worker limits apply)"
+        ),
+    )
     tolerated_failure_percent: float = Field(default=0.0, ge=0, le=100)
     max_attempts: int = Field(default=3, ge=1, le=20)
     recheck_seconds: int | None = Field(

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from parceler.errors import SpecError
 
@@ -65,5 +66,36 @@ def definition(substitutions: Mapping[str, str]) -> str:
         return json.dumps(substitutions[match.group(1)])[1:-1]
 
     result = _PLACEHOLDER.sub(replace, text)
-    json.loads(result)
+    check_runs_alike(json.loads(result))
     return result
+
+
+def check_runs_alike(document: Mapping[str, Any]) -> None:
+    """Refuse a definition that moto (the local mode and the tests) would run differently
+    from AWS, so that a green local run means the same on AWS.
+
+    Today one construct: a ``Catch`` whose ``Next`` is its own state. AWS re-enters the
+    state; moto ignores the catcher and takes the state's ``Next`` instead (moto 5.2.5,
+    ``State._set_next``), so a re-check loop silently became "continue".
+
+    Raises:
+        SpecError: naming the state and the fix (route the catcher through a Pass state).
+    """
+    for name, state in _states(document):
+        for catcher in state.get("Catch", []):
+            if catcher.get("Next") == name:
+                raise SpecError(
+                    f"state machine: a Catch of state {name!r} names {name!r} itself; moto "
+                    "ignores such a catcher and continues with the state's Next, unlike AWS.",
+                    f"send the catcher to a Pass state whose Next is {name!r}.",
+                )
+
+
+def _states(document: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    for name, state in document.get("States", {}).items():
+        yield name, state
+        for key in ("ItemProcessor", "Iterator"):
+            if key in state:
+                yield from _states(state[key])
+        for branch in state.get("Branches", []):
+            yield from _states(branch)

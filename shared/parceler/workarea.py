@@ -9,18 +9,24 @@ s3://{bucket}/jobs/{job_id}/spec.json                              JobArea.spec
                            /redrive-{n:03d}/slice-{k:05d}.json     JobArea.redrive_slice(n, k)
                            /redrive-{n:03d}/slices.json            JobArea.redrive_slices(n)
                            /groups/{g//1000:03d}/{g:06d}.json      JobArea.group(g).manifest
-                           /groups/{g//1000:03d}/{g:06d}/attempt-{a}/
-                                                                   ….attempt(a).folder
-                                                 …/result.json     ….attempt(a).result
-                                                 …/value.json      ….attempt(a).value
+                           /groups/{g//1000:03d}/{g:06d}/{run_id}/attempt-{a}/
+                                                                   ….attempt(a, run_id).folder
+                                                 …/result.json     ….attempt(a, run_id).result
+                                                 …/value.json      ….attempt(a, run_id).value
                            /aggregate/batches.json                 JobArea.aggregation_batches
                            /aggregate/batch-{b:05d}.json           JobArea.partial(b)
                            /aggregate/batch-{b:05d}-value.json     JobArea.partial_value(b)
                            /result.json|.parquet                   JobArea.result
                            /result-value.json                      JobArea.result_value
                            /failures.json                          JobArea.failures
-{spec.output}/{job_id}/groups/{g:06d}/attempt-{a}/                 output_folder(...)
+{spec.output}/{job_id}/groups/{g:06d}/{run_id}/attempt-{a}/        output_folder(...)
 ```
+
+``run_id`` (:func:`new_run_id`, ``run-20261202T011447-3f9a1c``) is minted when the job is
+created (the planner's first call, stored on the ledger's job item and in every group
+manifest), so attempt folders are unique per run: two runs of one job id (a local job run
+twice into one ``output`` folder, a job id reused once the ledger forgot it) never write
+each other's files, and each run's result manifest names only its own.
 
 A plan written anywhere else (``parceler plan --out``) uses the same plan-relative names
 (:func:`plan_manifest_uri`, :func:`plan_index_uri`, :func:`group_summary_uri`).
@@ -31,6 +37,8 @@ Pure: string arithmetic, no I/O.
 from __future__ import annotations
 
 import re
+import secrets
+import time
 from dataclasses import dataclass
 
 GROUPS_PER_FOLDER = 1000
@@ -39,6 +47,16 @@ GROUPS_PER_FOLDER = 1000
 _GROUP_URI = re.compile(
     r"^s3://(?P<bucket>[^/]+)/jobs/(?P<job>[^/]+)/groups/(?P<folder>\d{3,})/(?P<g>\d{6,})\.json$"
 )
+
+
+RUN_ID = re.compile(r"^run-\d{8}T\d{6}-[0-9a-f]{6}$")
+"""The shape of a run id: safe in a path, sortable by its creation time (UTC)."""
+
+
+def new_run_id(now: float | None = None) -> str:
+    """A fresh run id, ``run-{UTC yyyymmddTHHMMSS}-{6 random hex digits}``."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(time.time() if now is None else now))
+    return f"run-{stamp}-{secrets.token_hex(3)}"
 
 
 def _join(folder: str, *names: str) -> str:
@@ -69,9 +87,9 @@ def group_summary_uri(folder: str, index: int) -> str:
     return _join(folder, "groups", f"{index // GROUPS_PER_FOLDER:03d}", f"{index:06d}.json")
 
 
-def output_folder(output: str, job_id: str, index: int, attempt: int) -> str:
+def output_folder(output: str, job_id: str, run_id: str, index: int, attempt: int) -> str:
     """Where an attempt's outputs go when the spec names ``output`` (ends with ``/``)."""
-    return _join(output, job_id, "groups", f"{index:06d}", f"attempt-{attempt}") + "/"
+    return _join(output, job_id, "groups", f"{index:06d}", run_id, f"attempt-{attempt}") + "/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,21 +180,24 @@ class GroupArea:
         """The group manifest's summary URI (what its SQS message carries)."""
         return group_summary_uri(self.job.folder, self.index)
 
-    def attempt(self, attempt: int) -> AttemptArea:
-        return AttemptArea(self, attempt)
+    def attempt(self, attempt: int, run_id: str) -> AttemptArea:
+        return AttemptArea(self, attempt, run_id)
 
 
 @dataclass(frozen=True, slots=True)
 class AttemptArea:
-    """One attempt at a group: ``…/groups/000/000007/attempt-2/``, named after its manifest."""
+    """One attempt at a group in one run: ``…/groups/000/000007/{run_id}/attempt-2/``, named
+    after its manifest."""
 
     group: GroupArea
     attempt: int
+    run_id: str
 
     @property
     def folder(self) -> str:
         """The attempt's folder (ends with ``/``): its outputs unless the spec names ``output``."""
-        return self.group.manifest.removesuffix(".json") + f"/attempt-{self.attempt}/"
+        stem = self.group.manifest.removesuffix(".json")
+        return f"{stem}/{self.run_id}/attempt-{self.attempt}/"
 
     @property
     def result(self) -> str:

@@ -14,19 +14,25 @@ are orphans nobody lists.
 
 Failures:
 
-- a :class:`PermanentError` (``ProcessorError`` from user code, a malformed manifest, an
-  unreadable input) fails the group in the ledger at once and the message is deleted —
-  permanent errors do not burn retries;
-- anything else (throttling, timeouts, unknown exceptions from user code, a Lambda
-  deadline) records ``last_error`` on the group, hands it back and leaves the message: it
+- a :class:`PermanentError` (``ProcessorError``: user code raised ``PermanentError`` or a
+  built-in failed; a malformed manifest, an unreadable or changed input) fails the group
+  in the ledger at once and the message is deleted — permanent errors do not burn retries;
+- anything else (throttling, timeouts, any other exception from user code as
+  ``UserCodeError``, a Lambda deadline) records ``last_error`` on the group, hands it back and leaves the message: it
   reappears after a backoff (attempt-based visibility). The attempt that reaches the spec's
   ``limits.max_attempts`` fails the group with that error instead. A worker that dies
   mid-group records nothing: the next claim finds its lease expired, and the claim past
   ``max_attempts`` fails the group (cause: the last recorded error, or the lost worker).
 
+``limits.max_concurrency``: a job with more groups than the limit has that many in-flight
+slots in the ledger (:meth:`Ledger.take_slot`); a delivery takes one before it claims the
+group, the heartbeat extends it and the end of the attempt frees it. A delivery that finds
+none free is ``deferred``: no attempt starts.
+
 Deliveries that are not attempts never spend the queue's ``maxReceiveCount``: a message
-whose group is busy (another attempt holds a live lease) or that a worker cannot start (too
-little Lambda time left) is replaced by a fresh copy (:func:`parceler.aws.queue.requeue`),
+whose group is busy (another attempt holds a live lease), that is deferred (no in-flight
+slot free), or that a worker cannot start (too little Lambda time left) is replaced by a
+fresh copy (:func:`parceler.aws.queue.requeue`),
 so the DLQ receives only groups whose attempts kept failing without recording it.
 """
 
@@ -34,7 +40,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import random
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -44,22 +52,33 @@ from parceler.aws import queue
 from parceler.aws.ledger import Ledger
 from parceler.details import GroupDetails, GroupResultDetails
 from parceler.errors import ManifestError, ParcelerError, PermanentError, StaleReceiptError
-from parceler.ledger import Claim, GroupItem
-from parceler.manifest import read_manifest, write_manifest
+from parceler.ledger import Claim, GroupItem, slot_holder
+from parceler.manifest import Manifest, read_manifest, write_manifest
 from parceler.messages import GroupMessage, ReceivedMessage
 from parceler.processors import GroupContext, reducer_of, run_group
 from parceler.settings import WorkerSettings
+from parceler.spec import JobSpec
 from parceler.spec_store import read_spec
-from parceler.workarea import output_folder, parse_group_uri
+from parceler.workarea import GroupArea, output_folder, parse_group_uri
 
 log = logging.getLogger(__name__)
 
 VALUE_SUMMARY_CHARS = 200
 DEFAULT_MIN_START_SECONDS = 20.0  # a Lambda with less time left releases the message instead
 DEFAULT_RETRY_BASE_SECONDS = 10.0
+MIN_DEFER_SECONDS = 1.0
+MAX_DEFER_SECONDS = 300.0
 
 Status = Literal[
-    "succeeded", "failed", "duplicate", "lost", "busy", "retry", "rejected", "released"
+    "succeeded",
+    "failed",
+    "duplicate",
+    "lost",
+    "busy",
+    "deferred",
+    "retry",
+    "rejected",
+    "released",
 ]
 _DELETE = frozenset({"succeeded", "failed", "duplicate", "lost"})
 
@@ -72,7 +91,8 @@ class Delivery:
     ``duplicate``: the group was already done (or is unknown to the ledger). ``lost``: this
     attempt finished but another one committed first. — The caller deletes the message.
 
-    ``busy``: another attempt holds the lease. ``retry``: a retryable failure was recorded.
+    ``busy``: another attempt holds the lease. ``deferred``: the job already runs
+    ``limits.max_concurrency`` groups (no attempt started). ``retry``: a retryable failure was recorded.
     ``rejected``: the message names no readable group. ``released``: not started (no time
     left). — The caller leaves the message (``retry_after`` seconds, if set), unless it was
     ``requeued``: replaced by a fresh copy, so the caller deletes it.
@@ -158,6 +178,65 @@ def process_message(
     ledger = Ledger(settings.ledger_table)
     if summary.group_count is not None:
         ledger.know_group_count(job_id, summary.group_count)
+    limit = spec.limits.max_concurrency
+    holder = slot_holder(index, worker_id, uuid.uuid4().hex[:8])
+    slot: int | None = None
+    if limit is not None and summary.group_count is not None and summary.group_count > limit:
+        # More groups than the job may run at once: hold one of its in-flight slots (none
+        # needed when every group fits under the limit).
+        slot = ledger.take_slot(
+            job_id, limit=limit, holder=holder, group_index=index, lease_seconds=lease_seconds
+        )
+        if slot is None:
+            return Delivery(
+                "deferred", job_id, index, retry_after=defer_delay(summary.total_size, spec)
+            )
+
+    def extend_slot() -> None:
+        if slot is not None:
+            ledger.extend_slot(job_id, slot, holder, lease_seconds=lease_seconds)
+
+    try:
+        return _claim_and_run(
+            ledger, manifest, details, group, spec, worker_id,
+            heartbeat=heartbeat, lease_seconds=lease_seconds, deadline=deadline,
+            retry_base_seconds=retry_base_seconds, on_claim=on_claim, on_beat=extend_slot,
+        )  # fmt: skip
+    finally:
+        if slot is not None:
+            try:
+                ledger.release_slot(job_id, slot, holder)
+            except ParcelerError as exc:  # the outcome is recorded; the slot lapses with its lease
+                log.warning("group %s/%d: could not free slot %d: %s", job_id, index, slot, exc)
+
+
+def defer_delay(size: int, spec: JobSpec) -> float:
+    """How long a delivery deferred by ``limits.max_concurrency`` waits before it is tried
+    again: the group's predicted duration (``routing``), 1 s to 5 min, plus up to 50% jitter
+    so deferred copies do not all return at once."""
+    predicted = size / spec.routing.throughput_bytes_per_second
+    bounded = min(MAX_DEFER_SECONDS, max(MIN_DEFER_SECONDS, predicted))
+    return bounded * random.uniform(1.0, 1.5)
+
+
+def _claim_and_run(
+    ledger: Ledger,
+    manifest: Manifest,
+    details: GroupDetails,
+    group: GroupArea,
+    spec: JobSpec,
+    worker_id: str,
+    *,
+    heartbeat: queue.Heartbeat | None,
+    lease_seconds: float,
+    deadline: float | None,
+    retry_base_seconds: float,
+    on_claim: Callable[[str, int, int], None] | None,
+    on_beat: Callable[[], None],
+) -> Delivery:
+    """Claim the group, run an attempt, commit (the protocol past reading the message)."""
+    summary = manifest.summary
+    job_id, index = details.job_id, group.index
     claim = ledger.claim_group(job_id, index, worker_id, lease_seconds=lease_seconds)
     if not isinstance(claim, Claim):
         if claim.reason == "busy":
@@ -174,9 +253,14 @@ def process_message(
 
     def beat() -> None:
         ledger.extend_lease(job_id, index, attempt, lease_seconds=lease_seconds)
+        on_beat()
 
-    area = group.attempt(attempt)
-    outputs = output_folder(spec.output, job_id, index, attempt) if spec.output else area.folder
+    area = group.attempt(attempt, details.run_id)
+    outputs = (
+        output_folder(spec.output, job_id, details.run_id, index, attempt)
+        if spec.output
+        else area.folder
+    )
     if heartbeat is not None:
         heartbeat.start(on_beat=beat)
     try:
@@ -316,7 +400,7 @@ def handle_delivery(
         retry_base_seconds=retry_base_seconds,
         on_claim=on_claim,
     )
-    if delivery.status == "busy":
+    if delivery.status in ("busy", "deferred"):
         # Not an attempt: a fresh copy, due when the lease runs out, keeps the receive count
         # of a healthy group from reaching the DLQ (the copy finds the group done, or takes
         # it over from a dead holder).

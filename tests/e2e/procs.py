@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from parceler.errors import RetryableError
+from parceler.errors import PermanentError, RetryableError
 from parceler.processors import FileRef
 
 SLOW_SECONDS = 0.4
@@ -38,9 +38,9 @@ def slow_line_count(file: FileRef) -> dict[str, Any]:
 
 
 def poison_line_count(file: FileRef) -> dict[str, Any]:
-    """Count lines; fail on poison files: a plain exception (permanent) or retryably."""
+    """Count lines; fail on poison files: ``PermanentError`` (no retry) or retryably."""
     if file.basename.startswith(PERMANENT_POISON):
-        raise ValueError(f"cannot parse {file.basename}: simulated corrupt input")
+        raise PermanentError(f"cannot parse {file.basename}: simulated corrupt input")
     if file.basename.startswith(RETRYABLE_POISON):
         raise RetryableError(f"simulated transient fault reading {file.basename}")
     return line_count_value(file.basename, file.read_bytes())
@@ -66,5 +66,29 @@ def marked_poison_line_count(file: FileRef) -> dict[str, Any]:
     exists, so a test can fix the poison without changing the file (then redrive)."""
     path = Path(file.uri.removeprefix("file://"))
     if (path.parent.parent / "poison" / path.name).exists():
-        raise ValueError(f"{path.name} is marked poison")
+        raise PermanentError(f"{path.name} is marked poison")  # fails at once, no retry
+    return line_count_value(file.basename, file.read_bytes())
+
+
+LONG_SECONDS = 3.0
+# A file whose name starts with this takes LONG_SECONDS (a long group, several visibility
+# timeouts of a test session).
+LONG = "long"
+
+
+def long_or_quick_line_count(file: FileRef) -> dict[str, Any]:
+    """Sleep :data:`LONG_SECONDS` on a ``long*`` file, then count lines."""
+    if file.basename.startswith(LONG):
+        time.sleep(LONG_SECONDS)
+    return line_count_value(file.basename, file.read_bytes())
+
+
+def timed_line_count(file: FileRef) -> dict[str, Any]:
+    """Record when this file was processed (``<data>/../intervals/<name>``: start and end,
+    epoch seconds) around a :data:`SLOW_SECONDS` sleep, then count lines."""
+    folder = Path(file.uri.removeprefix("file://")).parent.parent / "intervals"
+    folder.mkdir(exist_ok=True)
+    start = time.time()
+    time.sleep(SLOW_SECONDS)
+    (folder / file.basename).write_text(f"{start} {time.time()}")
     return line_count_value(file.basename, file.read_bytes())

@@ -16,16 +16,19 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from parceler.aws import queue
 from parceler.aws.ledger import Ledger
 from parceler.execution import JobResult, follow, start_job
 from parceler.ledger import RUNNING, SUCCEEDED, GroupItem
 from parceler.local.session import LocalSession
 from parceler.manifest import read_summary
+from parceler.messages import GroupMessage, encode
 from parceler.spec import JobSpec, parse_spec
 from tests.e2e import procs
 from tests.e2e.conftest import JOB_TIMEOUT_SECONDS, ROOT
@@ -158,10 +161,77 @@ def test_workers_killed_mid_job_lose_no_group_and_count_none_twice(
         assert after.committed_attempt is not None and after.committed_attempt >= 2
 
 
+def test_a_duplicate_message_of_a_long_group_neither_fails_nor_reruns_it(
+    tmp_path: Path, local_session: Callable[..., LocalSession]
+) -> None:
+    # One group per file: a long one (LONG_SECONDS, two visibility timeouts, kept by the
+    # heartbeat) and quick ones. While the long one runs, a copy of its message is sent (SQS
+    # delivers at least once); the idle worker receives it. With maxReceiveCount 1, a copy
+    # whose refused receives counted would reach the DLQ, and the dead-letter path would
+    # fail a healthy group.
+    names = {f"{procs.LONG}.txt": 5, **{f"quick-{i}.txt": 2 + i for i in range(3)}}
+    data = write_text_files(tmp_path / "data", names)
+    session = local_session(workers=2, visibility_seconds=2, max_receive_count=1)
+    spec = python_job(
+        data, "tests.e2e.procs:long_or_quick_line_count", partitioning={"max_files": 1}
+    )
+    job_id = "e2e-duplicate-message"
+    ledger = Ledger(session.stack.ledger_table)
+    arn = start_job(spec, job_id, session.stack.state_machine_arn)
+
+    long_size = (data / f"{procs.LONG}.txt").stat().st_size  # no quick file has this size
+
+    def long_group_running() -> list[GroupItem]:
+        return [
+            g for g in ledger.list_groups(job_id) if g.status == RUNNING and g.size == long_size
+        ]
+
+    (running,) = wait_for(long_group_running, "the long group RUNNING")
+    assert running.summary_uri is not None
+    queue.send_batch(
+        session.stack.lambda_queue_url, [encode(GroupMessage(summary_uri=running.summary_uri))]
+    )
+    result = follow(arn, job_id, ledger, timeout_seconds=JOB_TIMEOUT_SECONDS)
+
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert (result.n_groups, result.groups_succeeded, result.groups_failed) == (4, 4, 0)
+    assert result.result == direct_value(data, sorted(p.name for p in data.iterdir()))
+    after = ledger.get_group(job_id, running.index)
+    assert after is not None and (after.status, after.committed_attempt) == (SUCCEEDED, 1)
+    assert after.attempt == 1  # the copy never started a second attempt
+
+
+def test_max_concurrency_one_runs_one_group_at_a_time_on_two_workers(
+    tmp_path: Path, local_session: Callable[..., LocalSession]
+) -> None:
+    # Three one-file groups, two workers, limits.max_concurrency 1: the processors' own
+    # records of when they ran never overlap, and every group still runs once.
+    data = write_text_files(tmp_path / "data", {f"part-{i}.txt": 2 + i for i in range(3)})
+    session = local_session(workers=2)
+    spec = python_job(
+        data,
+        "tests.e2e.procs:timed_line_count",
+        partitioning={"max_files": 1},
+        limits={"max_concurrency": 1},
+    )
+
+    result, ledger = run_job(session, spec, "e2e-max-concurrency")
+
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert result.result == direct_value(data, sorted(p.name for p in data.iterdir()))
+    intervals = sorted(
+        tuple(map(float, path.read_text().split())) for path in (tmp_path / "intervals").iterdir()
+    )
+    assert len(intervals) == 3
+    for (_, end), (start, _) in pairwise(intervals):
+        assert end <= start, f"two groups ran at once: {intervals}"
+    assert {g.attempt for g in ledger.list_groups(result.job_id)} == {1}
+
+
 def test_poison_files_fail_their_groups_and_the_tolerant_job_keeps_the_rest(
     tmp_path: Path, local_session: Callable[..., LocalSession]
 ) -> None:
-    # One group per file. A permanent failure (a plain exception) fails its group at once;
+    # One group per file. A permanent failure (PermanentError) fails its group at once;
     # a retryable one is backed off, then redriven to the DLQ on the next receive
     # (maxReceiveCount 1) and the dead-letter drain fails the group with the last error.
     good = {f"good-{i}.txt": 4 + i for i in range(8)}
@@ -189,7 +259,7 @@ def test_poison_files_fail_their_groups_and_the_tolerant_job_keeps_the_rest(
     assert sorted(by_error) == ["ProcessorError", "RetryableError"]
     permanent, retryable = by_error["ProcessorError"], by_error["RetryableError"]
     assert f"{procs.PERMANENT_POISON}.txt" in permanent["cause"]
-    assert "ValueError: cannot parse" in permanent["cause"]
+    assert "cannot parse" in permanent["cause"] and "Traceback" in permanent["cause"]
     assert f"simulated transient fault reading {procs.RETRYABLE_POISON}.txt" in retryable["cause"]
     for failure in (permanent, retryable):
         group = ledger.get_group(result.job_id, failure["index"])

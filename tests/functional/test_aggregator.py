@@ -70,7 +70,9 @@ def _job(
     )
     n_groups = len(values) + len(failed)
     ledger = Ledger(settings.ledger_table)
-    ledger.create_job(job_id, spec_json=spec_store.write_spec(area, spec))
+    ledger.create_job(
+        job_id, spec_json=spec_store.write_spec(area, spec), run_id="run-20261202T011447-3f9a1c"
+    )
     ledger.record_plan(job_id, n_groups=n_groups, attrs={"fingerprint": "master-fp"})
     ledger.put_groups(
         job_id,
@@ -86,10 +88,10 @@ def _job(
         if group == orphan:
             write_manifest(
                 _outputs(group, 99, 5),
-                area.group(group).attempt(99).result,
+                area.group(group).attempt(99, "run-20261202T011447-3f9a1c").result,
                 details=_result(job_id, 99, {"lines": 1_000_000}),
             )
-        uri = area.group(group).attempt(attempt).result
+        uri = area.group(group).attempt(attempt, "run-20261202T011447-3f9a1c").result
         write_manifest(_outputs(group, attempt, 2), uri, details=_result(job_id, attempt, value))
         assert ledger.commit_group(job_id, group, attempt, uri)
     for group in failed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import fields
 
 import pytest
@@ -10,7 +11,16 @@ from parceler import aws
 from parceler.aws.dynamodb_codec import from_item
 from parceler.aws.ledger import Ledger
 from parceler.errors import LedgerError
-from parceler.ledger import Claim, GroupItem, JobItem, NewGroup, Refusal
+from parceler.ledger import (
+    Claim,
+    GroupItem,
+    JobItem,
+    NewGroup,
+    Refusal,
+    SlotItem,
+    slot_holder,
+    slot_holder_worker,
+)
 
 from .conftest import Resources
 
@@ -19,7 +29,7 @@ JOB = "job-1"
 
 def _ledger(resources: Resources, n_groups: int = 3) -> Ledger:
     ledger = Ledger(resources.worker.ledger_table)
-    _job, created = ledger.create_job(JOB, spec_json="{}")
+    _job, created = ledger.create_job(JOB, spec_json="{}", run_id="run-20261202T011447-3f9a1c")
     assert created
     ledger.put_groups(
         JOB,
@@ -36,7 +46,7 @@ def _ledger(resources: Resources, n_groups: int = 3) -> Ledger:
 
 def test_create_job_is_idempotent(resources: Resources) -> None:
     ledger = _ledger(resources)
-    job, created = ledger.create_job(JOB, spec_json="{other}")
+    job, created = ledger.create_job(JOB, spec_json="{other}", run_id="run-20261202T011447-3f9a1c")
     assert not created
     assert job.spec == "{}"
     assert job.n_groups == 3 and job.remaining == 3
@@ -147,6 +157,11 @@ def test_every_attribute_the_adapter_writes_is_a_typed_field(resources: Resource
     assert ledger.mark_job(
         JOB, "FAILED", result_uri="s3://r.json", value_uri="s3://v.json", error="E", cause="C"
     )
+    held = ledger.take_slot(JOB, limit=2, holder="h1", group_index=0, lease_seconds=60)
+    freed = ledger.take_slot(JOB, limit=2, holder="h2", group_index=1, lease_seconds=60)
+    assert held is not None and freed is not None and held != freed
+    assert ledger.extend_slot(JOB, held, "h1", lease_seconds=60)
+    assert ledger.release_slot(JOB, freed, "h2")
     items = aws.client("dynamodb").scan(TableName=resources.worker.ledger_table)["Items"]
     job_names = {f.name for f in fields(JobItem)} | {"pk", "sk"}
     group_names = ({f.name for f in fields(GroupItem)} - {"job_id", "index"}) | {"pk", "sk"}
@@ -154,10 +169,15 @@ def test_every_attribute_the_adapter_writes_is_a_typed_field(resources: Resource
     counter_names = {"pk", "sk", "remaining", "n_succeeded", "n_failed", "created_at",
                      "updated_at", "expires_at"}  # fmt: skip
     slice_names = {"pk", "sk", "items_written", "enqueued_through", "updated_at"}
+    slot_names = ({f.name for f in fields(SlotItem)} - {"slot"}) | {"pk", "sk"}
     for item in items:
         sk = item["sk"]["S"]
         names = {"job": job_names, "counts": counter_names}.get(sk) or (
-            slice_names if sk.startswith("slice#") else group_names
+            slice_names
+            if sk.startswith("slice#")
+            else slot_names
+            if sk.startswith("slot#")
+            else group_names
         )
         assert set(item) <= names, set(item) - names
     group = ledger.get_group(JOB, 2)
@@ -175,9 +195,42 @@ def test_attributes_that_no_type_declares_are_refused(resources: Resources) -> N
 
 def test_created_items_expire_after_the_retention(resources: Resources) -> None:
     ledger = Ledger(resources.worker.ledger_table, retention_days=2)
-    ledger.create_job(JOB, spec_json="{}", now=1000.0)
+    ledger.create_job(JOB, spec_json="{}", run_id="run-20261202T011447-3f9a1c", now=1000.0)
     ledger.put_groups(JOB, [NewGroup(0, "fp", "s3://b/g.json", 1.0, "lambda", 1, 10)], now=1000.0)
     items = aws.client("dynamodb").scan(TableName=resources.worker.ledger_table)["Items"]
     assert [from_item(i)["expires_at"] for i in items] == [1000 + 2 * 86_400] * 2
     group = ledger.get_group(JOB, 0)
     assert group is not None and group.expires_at == ledger.get_job(JOB).expires_at
+
+
+def test_in_flight_slots_are_never_held_twice_and_free_when_their_lease_runs_out(
+    resources: Resources,
+) -> None:
+    ledger = _ledger(resources)
+    first = ledger.take_slot(JOB, limit=2, holder="a", group_index=0, lease_seconds=60)
+    second = ledger.take_slot(JOB, limit=2, holder="b", group_index=1, lease_seconds=0.5)
+    assert {first, second} == {0, 1}
+    assert ledger.take_slot(JOB, limit=2, holder="c", group_index=2, lease_seconds=60) is None
+    assert not ledger.release_slot(JOB, first or 0, "not-the-holder")
+    # b's holder died: its lease runs out and the slot is taken over.
+    later = time.time() + 1.0
+    taken = ledger.take_slot(JOB, limit=2, holder="c", group_index=2, lease_seconds=60, now=later)
+    assert taken == second
+    assert not ledger.extend_slot(JOB, second or 0, "b", lease_seconds=60)  # b lost it
+    assert ledger.release_slot(JOB, first or 0, "a")
+    assert ledger.take_slot(JOB, limit=2, holder="d", group_index=3, lease_seconds=60) == first
+
+
+def test_the_slots_of_a_dead_worker_are_freed_and_no_one_elses(resources: Resources) -> None:
+    ledger = _ledger(resources)
+    dead, alive = "host:101:0", "host:102:0"
+    ledger.take_slot(JOB, limit=3, holder=slot_holder(0, dead, "t1"), group_index=0,
+                     lease_seconds=60)  # fmt: skip
+    ledger.take_slot(JOB, limit=3, holder=slot_holder(1, alive, "t2"), group_index=1,
+                     lease_seconds=60)  # fmt: skip
+
+    assert ledger.release_slots_held_by(JOB, dead) == 1
+
+    held = [s for s in ledger.slots(JOB) if s.holder is not None]
+    assert [s.holder for s in held] == [slot_holder(1, alive, "t2")]
+    assert slot_holder_worker(slot_holder(7, dead, "t9")) == dead

@@ -32,7 +32,7 @@ JOB = "job-load"
 
 def _planned(resources: Resources, n_groups: int) -> Ledger:
     ledger = Ledger(resources.worker.ledger_table)
-    ledger.create_job(JOB, spec_json="{}")
+    ledger.create_job(JOB, spec_json="{}", run_id="run-20261202T011447-3f9a1c")
     assert ledger.record_plan(JOB, n_groups=n_groups, attrs={})
     ledger.put_groups(
         JOB,

@@ -16,11 +16,12 @@ import pytest
 
 from parceler import storage
 from parceler.aws.ledger import Ledger
-from parceler.errors import RedriveError
+from parceler.errors import PermanentError, RedriveError
 from parceler.execution import start_redrive
 from parceler.local.emulator import LocalAws
 from parceler.local.resources import LocalStack, create_local_stack
 from parceler.planner import redrive
+from parceler.workarea import new_run_id
 from tests.functional.test_state_machine import Workers, _files, _job_item, _result, _run, _wait
 
 pytestmark = pytest.mark.functional
@@ -45,7 +46,7 @@ def lines_unless_marked(file: Any) -> dict[str, int]:
     so a test can poison a group and then fix it without changing the files."""
     path = Path(file.uri.removeprefix("file://"))
     if (path.parent.parent / "poison" / path.name).exists():
-        raise ValueError(f"poisoned input {file.uri}")
+        raise PermanentError(f"poisoned input {file.uri}")  # fails at once, no retry
     with file.open() as stream:
         return {"lines": stream.read().count(b"\n")}
 
@@ -140,7 +141,7 @@ def test_a_running_job_refuses_redrive_and_keeps_its_state(
     stack: LocalStack, tmp_path: Path
 ) -> None:
     ledger = Ledger(stack.ledger_table)
-    ledger.create_job("busy", spec_json="sha256:x")
+    ledger.create_job("busy", spec_json="sha256:x", run_id=new_run_id())
     ledger.record_plan("busy", n_groups=2, attrs={})
     ledger.mark_job("busy", "RUNNING")
 

@@ -36,7 +36,7 @@ def _table() -> None:
 
 def _run_job(ledger: Ledger) -> None:
     """Five groups: w-1 commits 0 and 2, w-2 commits 1 after a retry and fails 3; 4 is pending."""
-    ledger.create_job(JOB, spec_json="{}")
+    ledger.create_job(JOB, spec_json="{}", run_id="run-20261202T011447-3f9a1c")
     ledger.put_groups(
         JOB,
         [

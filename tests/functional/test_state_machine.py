@@ -21,6 +21,7 @@ import pytest
 from parceler import aws, container_worker, storage
 from parceler.aws.ledger import Ledger
 from parceler.dead_letter import dead_letter
+from parceler.errors import PermanentError
 from parceler.history import measure_execution
 from parceler.local.emulator import LocalAws
 from parceler.local.resources import LocalStack, create_local_stack
@@ -36,7 +37,7 @@ def lines_or_poison(file: Any) -> dict[str, int]:
     with file.open() as stream:
         data = stream.read()
     if b"POISON" in data:
-        raise ValueError(f"poisoned input {file.uri}")
+        raise PermanentError(f"poisoned input {file.uri}")
     return {"lines": data.count(b"\n")}
 
 
@@ -377,3 +378,27 @@ def test_a_lost_completion_signal_still_ends_the_job(stack: LocalStack, tmp_path
 @dataclass
 class _Accepted:
     status_code: int = 200
+
+
+def slow_lines(file: Any) -> dict[str, int]:
+    """Counts lines after sleeping the seconds the file's first line says."""
+    data = file.read_bytes()
+    time.sleep(float(data.split(b"\n", 1)[0]))
+    return {"lines": data.count(b"\n")}
+
+
+def test_a_wait_longer_than_several_rechecks_ends_only_when_the_groups_do(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    """Each re-check timeout recounts the ledger and waits again; none ends the wait early."""
+    spec = _spec(
+        _files(tmp_path / "in", ["7\n", "7\n"]),
+        processor={"kind": "python", "function": f"{__name__}:slow_lines"},
+        limits={"recheck_seconds": 2},
+    )
+
+    execution = _run(stack, "long-wait", spec)
+
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    assert json.loads(execution["output"])["groups_succeeded"] == 2
+    assert _measure(stack, "long-wait").events_by_type.get("TaskTimedOut", 0) >= 2

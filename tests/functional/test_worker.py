@@ -11,7 +11,7 @@ import pytest
 
 from parceler import storage
 from parceler.aws.ledger import Ledger
-from parceler.aws.queue import receive
+from parceler.aws.queue import Heartbeat, receive, requeue
 from parceler.container_worker import RunnerOptions, run_loop
 from parceler.dead_letter import dead_letter
 from parceler.details import GroupDetails
@@ -47,7 +47,7 @@ def test_runner_processes_every_group_and_commits_attempt_1(resources: Resources
     for group in ledger.list_groups("job-ok"):
         assert (group.status, group.committed_attempt) == ("SUCCEEDED", 1)
         assert group.result_uri and group.result_uri.endswith(
-            f"{group.index:06d}/attempt-1/result.json"
+            f"{group.index:06d}/{job.run_id}/attempt-1/result.json"
         )
         result = read_manifest(group.result_uri)
         assert result.summary.details["value"] == [1]  # python processor: values collected
@@ -74,17 +74,17 @@ def test_worker_dies_before_commit_then_retry_commits_a_new_attempt_without_orph
             # lease 0: as if the dead worker's lease had already run out
             process_message(message.body, resources.worker, worker_id="doomed", lease_seconds=0)
 
-    orphan = "s3://parceler-work/jobs/job-d/groups/000/000000/attempt-1/000000.out"
+    run = Ledger(resources.worker.ledger_table).get_job("job-d").run_id
+    folder = f"s3://parceler-work/jobs/job-d/groups/000/000000/{run}"
+    orphan = f"{folder}/attempt-1/000000.out"
     assert storage.exists(orphan)  # the dead attempt wrote its output (and its result manifest)
-    assert storage.exists("s3://parceler-work/jobs/job-d/groups/000/000000/attempt-1/result.json")
+    assert storage.exists(f"{folder}/attempt-1/result.json")
 
     outcome = process_message(message.body, resources.worker, worker_id="second")
     assert (outcome.status, outcome.attempt) == ("succeeded", 2)
     group = Ledger(resources.worker.ledger_table).get_group("job-d", 0)
     assert group is not None and group.committed_attempt == 2
-    assert (
-        group.result_uri == "s3://parceler-work/jobs/job-d/groups/000/000000/attempt-2/result.json"
-    )
+    assert group.result_uri == f"{folder}/attempt-2/result.json"
     assert _result_uris(group.result_uri) == [orphan.replace("attempt-1", "attempt-2")]
     job = Ledger(resources.worker.ledger_table).get_job("job-d")
     assert (job.remaining, job.n_succeeded) == (0, 1)
@@ -140,7 +140,11 @@ def test_processor_error_fails_the_group_at_once_without_burning_retries(
             )
         }
     )
-    details = GroupDetails(job_id="job-e", spec_sha256=write_spec(area, broken)).to_details()
+    details = GroupDetails(
+        job_id="job-e",
+        spec_sha256=write_spec(area, broken),
+        run_id=manifest.summary.details["run_id"],
+    ).to_details()
     write_manifest(
         manifest.table,
         summary_uri,
@@ -202,3 +206,110 @@ def test_without_heartbeats_the_same_group_is_redelivered(
     outcome, seen = _run_with_watch(resources, heartbeat_interval=3600)  # never beats in time
     assert seen == 1
     assert outcome.status == "succeeded"
+
+
+def _deliver_until_done(resources: Resources, job_id: str) -> list[Delivery]:
+    """Deliver the job's one message again and again (no backoff wait) until it is deleted."""
+    outcomes: list[Delivery] = []
+    while True:
+        (message,) = receive(resources.lambda_queue_url, wait_seconds=0, visibility_timeout=30)
+        outcome = handle_delivery(
+            resources.lambda_queue_url, message, resources.worker, worker_id="w",
+            visibility_seconds=30, retry_base_seconds=0,
+        )  # fmt: skip
+        outcomes.append(outcome)
+        if outcome.delete:
+            return outcomes
+        assert len(outcomes) < 10, outcomes
+
+
+def test_a_plain_exception_on_the_first_attempt_only_succeeds_on_retry(
+    resources: Resources,
+) -> None:
+    seed_source(1)
+    plan_and_send(group_spec("flaky_first_attempt"), "job-flaky", resources.planner)
+
+    outcomes = _deliver_until_done(resources, "job-flaky")
+
+    assert [(o.status, o.attempt) for o in outcomes] == [("retry", 1), ("succeeded", 2)]
+    assert outcomes[0].error == "UserCodeError"
+    assert "ConnectionError: connection reset by peer" in (outcomes[0].cause or "")
+    group = Ledger(resources.worker.ledger_table).get_group("job-flaky", 0)
+    assert group is not None and (group.status, group.committed_attempt) == ("SUCCEEDED", 2)
+    assert group.last_error == "UserCodeError" and group.last_attempt == 1
+
+
+def test_a_plain_exception_every_time_fails_the_group_at_max_attempts(
+    resources: Resources,
+) -> None:
+    seed_source(1)
+    spec = group_spec("always_connection_error", limits={"max_attempts": 2})
+    plan_and_send(spec, "job-down", resources.planner)
+
+    outcomes = _deliver_until_done(resources, "job-down")
+
+    assert [(o.status, o.attempt) for o in outcomes] == [("retry", 1), ("failed", 2)]
+    group = Ledger(resources.worker.ledger_table).get_group("job-down", 0)
+    assert group is not None and (group.status, group.attempt) == ("FAILED", 2)
+    assert group.error == "UserCodeError"
+    assert "attempt 2 of limits.max_attempts 2" in (group.cause or "")
+
+
+def test_max_attempts_one_runs_one_attempt(resources: Resources) -> None:
+    seed_source(1)
+    spec = group_spec("always_connection_error", limits={"max_attempts": 1})
+    plan_and_send(spec, "job-once", resources.planner)
+
+    outcomes = _deliver_until_done(resources, "job-once")
+
+    assert [(o.status, o.attempt) for o in outcomes] == [("failed", 1)]
+
+
+def test_a_processor_raising_permanent_error_fails_its_group_at_once(
+    resources: Resources,
+) -> None:
+    seed_source(1)
+    plan_and_send(group_spec("refuses_for_good"), "job-perm", resources.planner)
+
+    outcomes = _deliver_until_done(resources, "job-perm")
+
+    assert [(o.status, o.attempt) for o in outcomes] == [("failed", 1)]
+    group = Ledger(resources.worker.ledger_table).get_group("job-perm", 0)
+    assert group is not None and (group.status, group.attempt) == ("FAILED", 1)
+    assert group.error == "ProcessorError"
+    assert "encrypted with a key" in (group.cause or "")
+
+
+def test_a_heartbeat_whose_receipt_went_stale_keeps_the_ledger_lease(
+    resources: Resources,
+) -> None:
+    # While the group runs, its message is replaced by a copy (as a busy or dead-letter
+    # requeue does): the worker's receipt is stale, so SQS refuses its visibility changes.
+    # The attempt is alive, so its ledger lease must outlive its first 2 s, and the copy
+    # must find the group busy, not start attempt 2.
+    seed_source(1)
+    plan_and_send(group_spec("sleepy"), "job-stale", resources.planner)
+    url = resources.lambda_queue_url
+    (message,) = receive(url, wait_seconds=0, visibility_timeout=60)
+    claimed = threading.Event()
+    heartbeat = Heartbeat(url, message.receipt_handle, visibility_seconds=2, interval=0.2)
+
+    def work() -> None:
+        process_message(
+            message.body, resources.worker, worker_id="slow", heartbeat=heartbeat,
+            lease_seconds=2, on_claim=lambda *_: claimed.set(),
+        )  # fmt: skip
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    assert claimed.wait(30)
+    requeue(url, message.body, message.receipt_handle)  # the copy; the receipt is stale now
+    threading.Event().wait(3.0)  # past the lease's last extension before the receipt went stale
+    (again,) = receive(url, wait_seconds=1, visibility_timeout=60)
+    copy = process_message(again.body, resources.worker, worker_id="copy")
+    thread.join()
+
+    assert (copy.status, copy.attempt) == ("busy", None)
+    assert heartbeat.stale
+    group = Ledger(resources.worker.ledger_table).get_group("job-stale", 0)
+    assert group is not None and (group.status, group.attempt) == ("SUCCEEDED", 1)

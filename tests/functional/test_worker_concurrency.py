@@ -58,7 +58,8 @@ def test_two_workers_on_one_group_commit_exactly_one_attempt(
     job = ledger.get_job("job-2w")
     assert (job.remaining, job.n_succeeded, job.n_failed) == (0, 1, 0)
 
-    folder = f"s3://parceler-work/jobs/job-2w/groups/000/000000/attempt-{first_to_finish}/"
+    run = f"s3://parceler-work/jobs/job-2w/groups/000/000000/{job.run_id}"
+    folder = f"{run}/attempt-{first_to_finish}/"
     assert group.result_uri == folder + "result.json"
     result = read_manifest(group.result_uri)
     assert sorted(result.table.column("uri").to_pylist()) == [
@@ -67,5 +68,5 @@ def test_two_workers_on_one_group_commit_exactly_one_attempt(
     ]
     assert result.summary.details["value"] == [{"attempt": first_to_finish, "files": 2}]
     # The other attempt's files exist, but no committed manifest lists them.
-    other = f"s3://parceler-work/jobs/job-2w/groups/000/000000/attempt-{second_to_finish}/"
+    other = f"{run}/attempt-{second_to_finish}/"
     assert storage.exists(other + "000000.out")

@@ -807,10 +807,27 @@ def test_worker_attempt_pattern_matches_the_work_area_layout() -> None:
     from infra.access import ATTEMPT_FOLDERS
 
     pattern = "jobs/" + ATTEMPT_FOLDERS
-    assert fnmatchcase("jobs/j1/groups/000/000007/attempt-2/out.csv", pattern)
-    assert fnmatchcase("jobs/j1/groups/000007/attempt-1/result.json", pattern)
+    from parceler.workarea import JobArea, output_folder
+
+    run = "run-20261202T011447-3f9a1c"
+    attempt = JobArea("work", "j1").group(7).attempt(2, run)
+    assert fnmatchcase(attempt.folder.removeprefix("s3://work/") + "out.csv", pattern)
+    assert fnmatchcase(attempt.result.removeprefix("s3://work/"), pattern)
+    output = output_folder("s3://out/x/", "j1", run, 7, 1)
+    assert fnmatchcase(output.removeprefix("s3://out/") + "part-1.csv", "x/" + ATTEMPT_FOLDERS)
     assert not fnmatchcase("jobs/j1/groups/000/000007.json", pattern)
     assert not fnmatchcase("jobs/j1/result.json", pattern)
+
+
+def test_worker_query_pattern_admits_slot_partitions_and_no_other_ledger_partition() -> None:
+    from fnmatch import fnmatchcase
+
+    from infra.access import SLOT_PARTITIONS
+    from parceler.aws.ledger import counter_key, group_key, job_key, slot_key
+
+    assert fnmatchcase(slot_key("j-1", 3)["pk"]["S"], SLOT_PARTITIONS)
+    for other in (job_key("j-1"), group_key("j-1", 7, 4), counter_key("j-1", 2)):
+        assert not fnmatchcase(other["pk"]["S"], SLOT_PARTITIONS)
 
 
 @pytest.mark.parametrize("role", ["worker", "container", "dead_letter"])
@@ -822,11 +839,27 @@ def test_group_roles_get_item_level_ledger_calls_and_signal_only_the_job_machine
     (table_id,) = synth.resources("AWS::DynamoDB::Table")
     (machine_id,) = synth.resources("AWS::StepFunctions::StateMachine")
     table_arn = {f"<{table_id}.Arn>"}
-    assert _allowed(statements, "dynamodb") == {
+    item_level = {
         "dynamodb:GetItem": table_arn,
         "dynamodb:UpdateItem": table_arn,
         "dynamodb:ConditionCheckItem": table_arn,
-    }, "no Scan, Query, PutItem, DeleteItem, batch calls or index access"
+    }
+    queries = [
+        statement
+        for statement in statements
+        if statement["Effect"] == "Allow" and "dynamodb:Query" in _as_list(statement["Action"])
+    ]
+    if role == "dead_letter":
+        assert _allowed(statements, "dynamodb") == item_level
+        assert queries == []
+    else:  # workers take in-flight slots (limits.max_concurrency): Query those partitions only
+        assert _allowed(statements, "dynamodb") == {**item_level, "dynamodb:Query": table_arn}
+        (query,) = queries
+        assert _as_list(query["Action"]) == ["dynamodb:Query"]
+        assert query["Condition"] == {
+            "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["job#*#slots"]}
+        }, "a worker may Query only the slot partitions, never a job's groups"
+    # No Scan, PutItem, DeleteItem, batch calls or index access in any case.
     assert _allowed(statements, "states") == {
         "states:SendTaskSuccess": {f"<{machine_id}>"},
         "states:SendTaskFailure": {f"<{machine_id}>"},

@@ -182,11 +182,9 @@ def test_waiting_is_a_callback_whose_timeout_rechecks_instead_of_failing(
     wait = states["WaitForGroups"]
     assert wait["TimeoutSecondsPath"] == "$.plan.recheck_seconds"
     timeout, everything = wait["Catch"]
-    assert timeout == {
-        "ErrorEquals": ["States.Timeout"],
-        "ResultPath": None,
-        "Next": "WaitForGroups",
-    }
+    assert timeout == {"ErrorEquals": ["States.Timeout"], "ResultPath": None, "Next": "Recheck"}
+    assert states["Recheck"]["Type"] == "Pass"
+    assert states["Recheck"]["Next"] == "WaitForGroups"
     assert everything["ErrorEquals"] == ["States.ALL"]
     assert all("States.Timeout" not in r["ErrorEquals"] for r in wait.get("Retry", []))
 
@@ -248,3 +246,30 @@ def test_asl_validator_accepts_the_definition(tmp_path: Path) -> None:
     if result.returncode != 0 and "ENOTCACHED" in result.stderr + result.stdout:
         pytest.skip(f"{ASL_VALIDATOR} is not installed: run `make install`")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_catch_that_names_its_own_state_is_refused_as_moto_runs_it_differently() -> None:
+    looping = {
+        "StartAt": "Outer",
+        "States": {
+            "Outer": {
+                "Type": "Map",
+                "ItemProcessor": {
+                    "StartAt": "Wait",
+                    "States": {
+                        "Wait": {
+                            "Type": "Task",
+                            "Resource": "arn:aws:states:::lambda:invoke",
+                            "Catch": [{"ErrorEquals": ["States.Timeout"], "Next": "Wait"}],
+                            "End": True,
+                        }
+                    },
+                },
+                "End": True,
+            }
+        },
+    }
+
+    with pytest.raises(SpecError, match="'Wait' names 'Wait' itself") as raised:
+        state_machine.check_runs_alike(looping)
+    assert "Pass state" in (raised.value.fix or "")

@@ -17,8 +17,8 @@ from parceler.local import moto_startup
 
 @pytest.fixture
 def sqs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    # In-process moto: an endpoint a functional test of this process left set (the
-    # session-scoped moto server's) would send boto3 to the network, which is off here.
+    # A functional test earlier in this process may have pointed boto3 at its moto server:
+    # with AWS_ENDPOINT_URL set, this client would bypass mock_aws and reach the network.
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     moto_startup.install()
     with mock_aws():
@@ -91,3 +91,96 @@ def test_visibility_follows_the_clock(sqs: Any) -> None:
     assert "Messages" not in sqs.receive_message(QueueUrl=url)
     time.sleep(1.1)  # the visibility timeout runs out (behaviour, not a timing assertion)
     assert sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"] == "m"
+
+
+@pytest.fixture
+def dynamodb() -> Iterator[Any]:
+    moto_startup.install()
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="ledger",
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield client
+
+
+def _key(sk: str) -> dict[str, Any]:
+    return {"pk": {"S": "job#a"}, "sk": {"S": sk}}
+
+
+def test_a_cancelled_transaction_still_rolls_every_write_back(dynamodb: Any) -> None:
+    dynamodb.put_item(TableName="ledger", Item={**_key("job"), "n": {"N": "1"}})
+    dynamodb.put_item(TableName="ledger", Item={**_key("g1"), "s": {"S": "RUNNING"}})
+    before = dynamodb.scan(TableName="ledger")["Items"]
+
+    with pytest.raises(dynamodb.exceptions.TransactionCanceledException):
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": "ledger",
+                        "Key": _key("job"),
+                        "UpdateExpression": "SET n = n + :one",
+                        "ExpressionAttributeValues": {":one": {"N": "1"}},
+                    }
+                },
+                {"Put": {"TableName": "ledger", "Item": {**_key("g2"), "s": {"S": "NEW"}}}},
+                {"Delete": {"TableName": "ledger", "Key": _key("g1")}},
+                {
+                    "ConditionCheck": {
+                        "TableName": "ledger",
+                        "Key": _key("absent"),
+                        "ConditionExpression": "attribute_exists(pk)",
+                    }
+                },
+            ]
+        )
+
+    assert dynamodb.scan(TableName="ledger")["Items"] == before
+
+
+def test_a_transaction_copies_only_the_items_it_names(dynamodb: Any) -> None:
+    """The O(n²) commit: each transaction deep-copied every item of the table."""
+    from moto.dynamodb.models.dynamo_type import Item
+    from moto.dynamodb.models.table import Table
+
+    for i in range(200):
+        dynamodb.put_item(TableName="ledger", Item={**_key(f"g{i:03d}"), "s": {"S": "RUNNING"}})
+    copies = 0
+    original = Item.__deepcopy__
+
+    def counted(item: Any, memo: dict[int, Any]) -> Any:
+        nonlocal copies
+        copies += 1
+        return original(item, memo)
+
+    Item.__deepcopy__ = counted  # type: ignore[method-assign]
+    tables_made = len(Table.instances_tracked)  # type: ignore[attr-defined]
+    try:
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": "ledger",
+                        "Key": _key("g007"),
+                        "UpdateExpression": "SET s = :done",
+                        "ExpressionAttributeValues": {":done": {"S": "SUCCEEDED"}},
+                    }
+                }
+            ]
+        )
+    finally:
+        Item.__deepcopy__ = original  # type: ignore[method-assign]
+    assert copies <= 2  # the backup of g007, and moto's own copy of an updated item
+    assert len(Table.instances_tracked) == tables_made  # type: ignore[attr-defined]
+    item = dynamodb.get_item(TableName="ledger", Key=_key("g007"))["Item"]
+    assert item["s"] == {"S": "SUCCEEDED"}

@@ -16,6 +16,7 @@ from parceler.errors import (
     ProcessorError,
     SourceChangedError,
     SpecError,
+    UserCodeError,
     ValueOutOfRangeError,
 )
 from parceler.models import DATA_FILE_SCHEMA
@@ -56,6 +57,12 @@ def escape(files, ctx):
 
 def group_boom(files, ctx):
     raise RuntimeError("group broke")
+
+def refuse_b(file):
+    if file.uri.endswith("b.txt"):
+        from parceler import PermanentError
+        raise PermanentError("b.txt is encrypted", "decrypt it first")
+    return {"n": 1}
 
 def write_named(files, ctx):
     name = files[0].read_bytes().decode()
@@ -129,11 +136,11 @@ def test_group_processor_writes_and_reports_outputs(tmp_path: Path, user_code: N
     assert again.outputs.num_rows == 1
 
 
-def test_user_exception_names_file_type_message_and_traceback(
+def test_user_exception_is_retryable_and_names_file_type_message_and_traceback(
     tmp_path: Path, user_code: None
 ) -> None:
     files = _files(tmp_path, {"a.txt": b"x", "b.txt": b"y"})
-    with pytest.raises(ProcessorError) as caught:
+    with pytest.raises(UserCodeError) as caught:
         run_group(_python("user_procs:fail_on_b"), ReducerSpec(), files, _ctx(tmp_path))
     message = str(caught.value)
     assert "user_procs:fail_on_b" in message
@@ -141,11 +148,24 @@ def test_user_exception_names_file_type_message_and_traceback(
     assert "ValueError: bad line 3" in message
     assert "Traceback" in message and "user_procs.py" in message
     assert isinstance(caught.value.__cause__, ValueError)
+    assert caught.value.retryable and "parceler.PermanentError" in str(caught.value)
 
 
-def test_group_processor_exception_is_a_processor_error(tmp_path: Path, user_code: None) -> None:
+def test_a_permanent_error_from_user_code_is_a_processor_error_naming_the_file(
+    tmp_path: Path, user_code: None
+) -> None:
+    files = _files(tmp_path, {"a.txt": b"x", "b.txt": b"y"})
+    with pytest.raises(ProcessorError) as caught:
+        run_group(_python("user_procs:refuse_b"), ReducerSpec(), files, _ctx(tmp_path))
+    assert not caught.value.retryable
+    assert str(tmp_path / "in" / "b.txt") in caught.value.problem
+    assert "b.txt is encrypted" in caught.value.problem
+    assert caught.value.fix == "decrypt it first"
+
+
+def test_group_processor_exception_is_retryable(tmp_path: Path, user_code: None) -> None:
     files = _files(tmp_path, {"a.txt": b"x"})
-    with pytest.raises(ProcessorError, match="RuntimeError: group broke"):
+    with pytest.raises(UserCodeError, match="RuntimeError: group broke"):
         run_group(_python("user_procs:group_boom", per="group"), None, files, _ctx(tmp_path))
 
 

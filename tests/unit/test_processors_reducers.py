@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from parceler.errors import ProcessorError, SpecError, ValueOutOfRangeError
+from parceler.errors import ProcessorError, SpecError, UserCodeError, ValueOutOfRangeError
 from parceler.processors import reduce_values
 from parceler.spec import ReducerSpec
 
@@ -95,7 +95,7 @@ def test_python_reducer_is_called_with_the_non_none_values(
     assert reduce_values(reducer, [None]) is None
 
 
-def test_python_reducer_failure_is_a_processor_error(
+def test_python_reducer_failure_is_retryable_user_code_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "bad_reducers_mod.py").write_text(
@@ -104,7 +104,7 @@ def test_python_reducer_failure_is_a_processor_error(
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "bad_reducers_mod", raising=False)
-    with pytest.raises(ProcessorError, match=r"reducer bad_reducers_mod:explode failed.*KeyError"):
+    with pytest.raises(UserCodeError, match=r"reducer bad_reducers_mod:explode failed.*KeyError"):
         reduce_values(ReducerSpec(kind="python", function="bad_reducers_mod:explode"), [1])
     with pytest.raises(ProcessorError, match="not JSON-serialisable"):
         reduce_values(ReducerSpec(kind="python", function="bad_reducers_mod:not_json"), [1])

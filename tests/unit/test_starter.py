@@ -201,7 +201,11 @@ def test_a_reupload_of_a_spec_whose_job_id_ran_is_refused_at_warning_with_the_fi
     ("bucket", "key", "problem"),
     [
         ("elsewhere", "specs/a.job.json", "bucket 'elsewhere' is not one of"),
-        ("inbox", "jobs/a/groups/000/000001/attempt-1/x.job.json", "does not match"),
+        (
+            "inbox",
+            "jobs/a/groups/000/000001/run-20261202T011447-3f9a1c/attempt-1/x.job.json",
+            "does not match",
+        ),
         ("inbox", "specs/a.json", "does not match"),
         ("inbox", "specs.job.json", "does not match"),
     ],

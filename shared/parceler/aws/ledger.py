@@ -75,6 +75,8 @@ from parceler.ledger import (
     JobStatus,
     NewGroup,
     Refusal,
+    SlotItem,
+    slot_holder_worker,
 )
 
 if TYPE_CHECKING:
@@ -142,6 +144,28 @@ def shard_pk(job_id: str, shard: int) -> str:
 def group_key(job_id: str, index: int, n_shards: int) -> dict[str, Any]:
     """The key of a group item (under shard ``index % n_shards``)."""
     return {"pk": {"S": shard_pk(job_id, index % n_shards)}, "sk": {"S": f"group#{index:06d}"}}
+
+
+def slots_pk(job_id: str) -> str:
+    """The partition key of a job's in-flight slots (``limits.max_concurrency``)."""
+    return f"job#{job_id}#slots"
+
+
+def slot_key(job_id: str, slot: int) -> dict[str, Any]:
+    """The key of one of a job's in-flight slots."""
+    return {"pk": {"S": slots_pk(job_id)}, "sk": {"S": f"slot#{slot:04d}"}}
+
+
+def slot_from_item(item: Mapping[str, Any]) -> SlotItem:
+    data = from_item(item)
+    return SlotItem(
+        slot=int(str(data["sk"]).removeprefix("slot#")),
+        holder=_str(data.get("holder")),
+        group_index=_int(data.get("group_index")),
+        lease_until=_float(data.get("lease_until")),
+        updated_at=_float(data.get("updated_at")),
+        expires_at=_float(data.get(TTL_ATTRIBUTE)),
+    )
 
 
 def counter_key(job_id: str, shard: int) -> dict[str, Any]:
@@ -212,6 +236,7 @@ def job_from_item(item: Mapping[str, Any], counters: Sequence[Mapping[str, Any]]
         updated_at=_float(data.get("updated_at")),
         expires_at=_float(data.get(TTL_ATTRIBUTE)),
         spec=_str(data.get("spec")),
+        run_id=_str(data.get("run_id")),
         n_shards=int(data.get("n_shards") or 1),
         n_slices=_int(data.get("n_slices")),
         recheck_seconds=_int(data.get("recheck_seconds")),
@@ -314,9 +339,12 @@ class Ledger:
     # ---- jobs ---------------------------------------------------------------------------
 
     def create_job(
-        self, job_id: str, *, spec_json: str, now: float | None = None
+        self, job_id: str, *, spec_json: str, run_id: str, now: float | None = None
     ) -> tuple[JobItem, bool]:
         """Create the job item (status PLANNING) unless it exists.
+
+        ``run_id`` is stored only by the call that creates the item: a planner that runs
+        again for the same job reads the first call's run id back.
 
         Returns:
             ``(job, created)``: the item as stored, and whether this call created it.
@@ -326,6 +354,7 @@ class Ledger:
             **job_key(job_id),
             "status": {"S": "PLANNING"},
             "spec": {"S": spec_json},
+            "run_id": {"S": run_id},
             "n_succeeded": {"N": "0"},
             "n_failed": {"N": "0"},
             "created_at": to_attribute(ts),
@@ -603,6 +632,109 @@ class Ledger:
             raise_mapped(exc, "dynamodb", "UpdateItem(claim)")
         group = group_from_item(response["Attributes"])
         return Claim(attempt=group.attempt, lease_until=lease, group=group)
+
+    def slots(self, job_id: str) -> list[SlotItem]:
+        """The job's in-flight slot items that exist (strongly consistent Query of one
+        partition: at most ``limits.max_concurrency`` small items)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": slots_pk(job_id)}},
+            "ConsistentRead": True,
+        }
+        found: list[SlotItem] = []
+        while True:
+            try:
+                page = self._db.query(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise_mapped(exc, "dynamodb", "Query(slots)")
+            found.extend(slot_from_item(item) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return found
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def take_slot(
+        self,
+        job_id: str,
+        *,
+        limit: int,
+        holder: str,
+        group_index: int,
+        lease_seconds: float,
+        now: float | None = None,
+    ) -> int | None:
+        """Take one of the job's ``limit`` in-flight slots for ``holder``, if one is free.
+
+        Reads the slots (one Query), then tries the free ones in random order with a
+        conditional update (``holder`` unset or its lease run out), so two deliveries never
+        hold one slot and at most ``limit`` deliveries hold slots at any time.
+
+        Returns:
+            The slot number taken, or None when all ``limit`` slots are held by live leases.
+        """
+        ts = time.time() if now is None else now
+        busy = {slot.slot for slot in self.slots(job_id) if slot.live(ts)}
+        free = [k for k in range(limit) if k not in busy]
+        random.shuffle(free)  # deliveries racing for slots spread over them
+        for k in free:
+            taken = self._update(
+                slot_key(job_id, k),
+                "SET holder = :h, group_index = :g, lease_until = :lease, updated_at = :now,"
+                f" {TTL_ATTRIBUTE} = if_not_exists({TTL_ATTRIBUTE}, :expires)",
+                {},
+                {
+                    ":h": {"S": holder},
+                    ":g": to_attribute(group_index),
+                    ":lease": to_attribute(ts + max(0.0, lease_seconds)),
+                    ":now": to_attribute(ts),
+                    ":expires": to_attribute(ts + self.retention_seconds),
+                },
+                condition="attribute_not_exists(holder) OR lease_until <= :now",
+                action="UpdateItem(take_slot)",
+            )
+            if taken:
+                return k
+        return None
+
+    def extend_slot(self, job_id: str, slot: int, holder: str, *, lease_seconds: float) -> bool:
+        """Push the lease of ``holder``'s slot forward (the heartbeat); False if it lost it."""
+        now = time.time()
+        return self._update(
+            slot_key(job_id, slot),
+            "SET lease_until = :lease, updated_at = :now",
+            {},
+            {
+                ":lease": to_attribute(now + lease_seconds),
+                ":now": to_attribute(now),
+                ":h": {"S": holder},
+            },
+            condition="holder = :h",
+            action="UpdateItem(extend_slot)",
+        )
+
+    def release_slots_held_by(self, job_id: str, worker_id: str) -> int:
+        """Free every slot of the job that ``worker_id`` holds (it died: the local mode's
+        supervisor, so deferred groups need not wait for the dead holder's lease).
+
+        Returns:
+            How many slots were freed.
+        """
+        freed = 0
+        for slot in self.slots(job_id):
+            if slot.holder is not None and slot_holder_worker(slot.holder) == worker_id:
+                freed += self.release_slot(job_id, slot.slot, slot.holder)
+        return freed
+
+    def release_slot(self, job_id: str, slot: int, holder: str) -> bool:
+        """Free ``holder``'s slot; False if it no longer held it (its lease had run out)."""
+        return self._update(
+            slot_key(job_id, slot),
+            "REMOVE holder, group_index, lease_until SET updated_at = :now",
+            {},
+            {":now": to_attribute(time.time()), ":h": {"S": holder}},
+            condition="holder = :h",
+            action="UpdateItem(release_slot)",
+        )
 
     def extend_lease(self, job_id: str, index: int, attempt: int, *, lease_seconds: float) -> bool:
         """Push the lease of ``attempt`` forward (the heartbeat); False if the attempt lost it."""

@@ -211,8 +211,11 @@ class Heartbeat:
     A daemon thread calls ``ChangeMessageVisibility(visibility_seconds)`` every
     ``interval`` seconds (default a third of ``visibility_seconds``, so two beats can be
     lost before the message reappears), then ``on_beat()`` — the worker extends its
-    ledger lease there. A failing beat is logged and retried at the next interval; a stale
-    receipt handle (the message was deleted or re-delivered) ends the heartbeat.
+    ledger lease there. A failing beat is logged and retried at the next interval. A stale
+    receipt handle (the message's visibility ran out before a beat — a stalled process, a
+    loaded machine — or it was deleted) ends the visibility changes but not the beats:
+    ``on_beat()`` keeps the group's ledger lease, which is what keeps a copy of the message
+    from starting a second attempt (the copy finds the group busy and is requeued).
 
     Use as a context manager, or :meth:`start` / :meth:`stop`.
     """
@@ -231,6 +234,7 @@ class Heartbeat:
         self.interval = interval if interval is not None else max(0.2, self.visibility_seconds / 3)
         self.beats = 0
         self.failures = 0
+        self.stale = False  # the receipt handle stopped working: no more visibility changes
         self._on_beat: Callable[[], None] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -260,13 +264,20 @@ class Heartbeat:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                change_visibility(self.queue_url, self.receipt_handle, self.visibility_seconds)
+                if not self.stale:
+                    try:
+                        change_visibility(
+                            self.queue_url, self.receipt_handle, self.visibility_seconds
+                        )
+                    except StaleReceiptError:
+                        self.stale = True
+                        log.warning(
+                            "heartbeat: receipt handle is stale (the message reappeared or was"
+                            " deleted); beating for the ledger lease only"
+                        )
                 if self._on_beat is not None:
                     self._on_beat()
                 self.beats += 1
-            except StaleReceiptError:
-                log.warning("heartbeat: receipt handle is stale; stopping")
-                return
             except Exception as exc:  # noqa: BLE001 -- a lost beat must not kill the group
                 self.failures += 1
                 log.warning("heartbeat failed (%s): %s", type(exc).__name__, exc)

@@ -75,6 +75,15 @@ def render(p: Progress) -> Group:
         for f in p.failures:
             failed.add_row(str(f.index), f.error, (f.cause or "")[:300], str(f.attempt or ""))
         parts.append(failed)
+    if p.retrying:
+        retrying = Table(
+            "group", "now", "failed attempt", "error", "cause", title="being retried",
+            show_lines=True,
+        )  # fmt: skip
+        for r in p.retrying:
+            retrying.add_row(str(r.index), r.status, str(r.attempt or ""), r.error,
+                             (r.cause or "")[:300])  # fmt: skip
+        parts.append(retrying)
     if p.error:
         parts.append(Text(f"job error: {p.error}", style="red"))
     return Group(*parts)

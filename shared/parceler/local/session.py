@@ -230,6 +230,7 @@ class LocalSession:
             )
             error = WorkerDiedError.__name__
             ledger.record_error(group.job_id, group.index, group.attempt, error, cause)
+            ledger.release_slots_held_by(group.job_id, worker)  # max_concurrency slots
             allowed = self._attempts_allowed(ledger, group.job_id)
             if group.attempt - group.attempt_base >= allowed:  # a redrive's fresh budget
                 ledger.fail_group(

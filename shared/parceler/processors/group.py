@@ -48,8 +48,11 @@ def run_group(
 
     Raises:
         SpecError: an unknown built-in, bad options, or ``module:function`` not loadable.
-        ProcessorError: user code or a command failed (naming the file, the exception or
-            exit status, and a traceback or stderr tail), or a value is not JSON.
+        UserCodeError: a python processor or reducer raised an exception that is not a
+            parceler error (retryable: the worker retries up to ``limits.max_attempts``).
+        ProcessorError: user code raised ``PermanentError``, a built-in or a command failed
+            (naming the file, the exception or exit status, and a traceback or stderr
+            tail), or a value is not JSON.
         DeadlineExceededError: the group ran past ``ctx.deadline``.
         RetryableError and other parceler errors from storage, unchanged.
     """
@@ -63,9 +66,11 @@ def run_group(
         options = builtin.parse_options(processor.options)
         what = f"built-in {builtin.name}"
         if builtin.per == "file":
-            _each_file(refs, ctx, lambda f: builtin.run(f, ctx, options), what, reduction)
+            _each_file(
+                refs, ctx, lambda f: builtin.run(f, ctx, options), what, reduction, user_code=False
+            )
         else:
-            reduction.add(_once(lambda: builtin.run(refs, ctx, options), what))
+            reduction.add(_once(lambda: builtin.run(refs, ctx, options), what, user_code=False))
         if builtin.finish is not None:
             finish_builtin = builtin.finish
             finish = lambda value: finish_builtin(value, options)  # noqa: E731
@@ -75,9 +80,11 @@ def run_group(
         function = load_callable(reference, "processor")
         what = f"processor {reference}"
         if processor.per == "file":
-            _each_file(refs, ctx, per_file_caller(function, reference), what, reduction)
+            caller = per_file_caller(function, reference)
+            _each_file(refs, ctx, caller, what, reduction, user_code=True)
         else:
-            reduction.add(_once(lambda: call_group(function, reference, refs, ctx), what))
+            group_call = lambda: call_group(function, reference, refs, ctx)  # noqa: E731
+            reduction.add(_once(group_call, what, user_code=True))
     else:
         assert processor.command is not None
         _check_shell(processor)
@@ -88,6 +95,7 @@ def run_group(
             lambda f: run_command(command, f, ctx, timeout),
             f"shell command {command!r}",
             reduction,
+            user_code=False,
         )
     value = reduction.result()
     if finish is not None:
@@ -101,21 +109,23 @@ def _each_file(
     call: Callable[[FileRef], Any],
     what: str,
     reduction: Reduction,
+    *,
+    user_code: bool,
 ) -> None:
     for ref in refs:
         ctx.check_deadline(ref.uri)
         try:
             value = call(ref)
         except Exception as exc:
-            raise user_error(exc, what, ref.uri) from exc
+            raise user_error(exc, what, ref.uri, user_code=user_code) from exc
         reduction.add(value)
 
 
-def _once(call: Callable[[], Any], what: str) -> Any:
+def _once(call: Callable[[], Any], what: str, *, user_code: bool) -> Any:
     try:
         return call()
     except Exception as exc:
-        raise user_error(exc, what, None) from exc
+        raise user_error(exc, what, None, user_code=user_code) from exc
 
 
 def _check_shell(processor: ProcessorSpec) -> None:

@@ -7,7 +7,13 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from parceler.errors import ParcelerError, ProcessorError, SpecError
+from parceler.errors import (
+    ParcelerError,
+    PermanentError,
+    ProcessorError,
+    SpecError,
+    UserCodeError,
+)
 
 _TRACEBACK_TAIL_CHARS = 1500
 
@@ -67,17 +73,38 @@ def traceback_tail(exc: BaseException, limit: int = _TRACEBACK_TAIL_CHARS) -> st
     return text if len(text) <= limit else "..." + text[-limit:]
 
 
-def user_error(exc: Exception, what: str, uri: str | None) -> ParcelerError:
+def user_error(exc: Exception, what: str, uri: str | None, *, user_code: bool) -> ParcelerError:
     """The error to raise for ``exc`` escaping user (or built-in) code on ``uri``.
 
-    parceler's own errors pass through unchanged, so their type (retryable or not) still
-    decides what the worker does; anything else becomes a :class:`ProcessorError` naming
-    the processor, the file, the exception type and message, and a traceback tail.
+    ``user_code`` says whose code it was: a python processor or reducer (True), or
+    parceler's built-ins and shell plumbing (False), whose unexpected exceptions are input
+    the code cannot read — the same file fails the same way again — so permanent.
+
+    - parceler's generic :class:`PermanentError` (what a processor raises to say "do not
+      retry") → :class:`ProcessorError` naming the processor, the file and the message:
+      the group fails at once;
+    - other parceler errors (``RetryableError``, ``SourceChangedError``, a user subclass
+      of either) pass through unchanged: their type decides;
+    - anything else from user code → :class:`UserCodeError`
+      (retryable) naming the processor, the file, the exception type and message, and a
+      traceback tail: the worker retries the group up to ``limits.max_attempts``; from
+      parceler's own code → :class:`ProcessorError` with the same text.
     """
+    where = f" on {uri}" if uri is not None else ""
+    if type(exc) is PermanentError:
+        return ProcessorError(
+            f"{what} failed{where}: {exc.problem}\n{traceback_tail(exc)}",
+            exc.fix or "fix the processor or the input file; other groups are unaffected.",
+        )
     if isinstance(exc, ParcelerError):
         return exc
-    where = f" on {uri}" if uri is not None else ""
-    return ProcessorError(
-        f"{what} failed{where}: {type(exc).__name__}: {exc}\n{traceback_tail(exc)}",
-        "fix the processor or the input file; other groups are unaffected.",
+    described = f"{what} failed{where}: {type(exc).__name__}: {exc}\n{traceback_tail(exc)}"
+    if not user_code:
+        return ProcessorError(
+            described, "fix the processor or the input file; other groups are unaffected."
+        )
+    return UserCodeError(
+        described,
+        "if it is transient the group is retried (limits.max_attempts); if it can never "
+        "succeed, raise parceler.PermanentError to fail the group at once.",
     )

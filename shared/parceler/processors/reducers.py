@@ -115,7 +115,7 @@ class Reduction:
             try:
                 value = self._function(list(self._items))
             except Exception as exc:
-                raise user_error(exc, f"reducer {reference}", None) from exc
+                raise user_error(exc, f"reducer {reference}", None, user_code=True) from exc
             return checked_range(
                 checked_json(value, f"reducer {reference}"), f"reducer {reference}"
             )

@@ -169,7 +169,9 @@ def run_command(
                 process.stderr.close()
     if feed_errors:
         error = feed_errors[0]
-        raise user_error(error, "reading the input for the shell command", file.uri) from error
+        raise user_error(
+            error, "reading the input for the shell command", file.uri, user_code=False
+        ) from error
     _check_status(command, file, returncode, timed_out.is_set(), by_deadline, limit, tail, ctx)
     ctx.add_output(uri, written.size, None, written.etag)
     return {"files": 1, "bytes_in": bytes_in[0], "bytes_out": written.size}

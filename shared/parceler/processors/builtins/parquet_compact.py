@@ -201,6 +201,6 @@ def compact(files: list[FileRef], ctx: GroupContext, options: CompactOptions) ->
                     for index in range(parquet.num_row_groups):
                         compactor.add(parquet.read_row_group(index))
             except Exception as exc:
-                raise user_error(exc, NAME, file.uri) from exc
+                raise user_error(exc, NAME, file.uri, user_code=False) from exc
         compactor.finish()
     return {"files_in": len(files), "files_out": compactor.files_out, "rows": compactor.rows}
