@@ -14,6 +14,7 @@ QUICK = [
     ["bench.bench_plan_cli", "--n", "1000000"],
     ["bench.bench_manifest", "--n", "1000000", "--repeat", "3"],
     ["bench.bench_partition", "scale", "--n", "1000000"],
+    ["bench.bench_incremental", "--n", "10000"],
     ["bench.bench_coordination", "--groups", "200"],
     ["bench.bench_local", "--repeat", "3"],
     ["bench.bench_wordcount"],

@@ -13,8 +13,11 @@ reduces them into the job result manifest (``JobArea.result``, + ``result_value`
 only. The reducer is associative, so the tree gives the same value as a flat reduce.
 
 Only committed attempts count: a group contributes iff its ledger item is SUCCEEDED with a
-``result_uri`` (the committed attempt's result manifest). Any other group is a failure,
-listed with its error. Both steps are idempotent: re-running rewrites the same objects.
+``result_uri`` (the committed attempt's result manifest, or the earlier job's result it
+reuses). Any other group is a failure, listed with its error. :func:`reduce_batch` also
+records each freshly committed result of an incremental job in the ledger's result cache
+(``Ledger.put_cached_results``, keyed by the group's identity) for later jobs to reuse, and
+counts the reused ones (``groups_skipped``). Both steps are idempotent: re-running rewrites the same objects.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from parceler import storage, values
 from parceler.aws.ledger import Ledger
 from parceler.details import FailedGroup, GroupResultDetails, JobResultDetails, PartialDetails
 from parceler.errors import ManifestError, ObjectNotFoundError
-from parceler.ledger import SUCCEEDED, GroupItem
+from parceler.ledger import SUCCEEDED, CachedResult, GroupItem
 from parceler.manifest import read_manifest, read_summary, write_manifest
 from parceler.models import DATA_FILE_SCHEMA, empty_table
 from parceler.processors import reduce_values, reducer_of
@@ -60,6 +63,7 @@ class JobOutcome:
     groups_succeeded: int
     groups_failed: int
     failed_groups: list[FailedGroup]
+    groups_skipped: int
     result_uri: str
     value_uri: str | None
     failures_uri: str | None
@@ -73,6 +77,7 @@ class JobOutcome:
             "n_groups": self.n_groups,
             "groups_succeeded": self.groups_succeeded,
             "groups_failed": self.groups_failed,
+            "groups_skipped": self.groups_skipped,
             "result_uri": self.result_uri,
             "value_uri": self.value_uri,
             "failures_uri": self.failures_uri,
@@ -91,10 +96,18 @@ class AggregationItems:
         return {"bucket": self.bucket, "key": self.key, "n_batches": self.n_batches}
 
 
-def aggregation_batches(n_groups: int, size: int = AGGREGATION_BATCH) -> list[dict[str, int]]:
-    """The ``ReduceBatches`` items: contiguous runs of ``size`` groups (the last may be shorter)."""
+def aggregation_batches(
+    n_groups: int, size: int = AGGREGATION_BATCH, *, job_id: str = ""
+) -> list[dict[str, Any]]:
+    """The ``ReduceBatches`` items: contiguous runs of ``size`` groups (the last may be
+    shorter), each naming its job (a redrive's execution is not named after the job)."""
     return [
-        {"batch": b, "first_group": first, "n_groups": min(size, n_groups - first)}
+        {
+            "job_id": job_id,
+            "batch": b,
+            "first_group": first,
+            "n_groups": min(size, n_groups - first),
+        }
         for b, first in enumerate(range(0, n_groups, size))
     ]
 
@@ -105,7 +118,7 @@ def prepare(job_id: str, settings: AggregatorSettings) -> AggregationItems:
     ledger = Ledger(settings.ledger_table)
     job = ledger.get_job(job_id)
     ledger.mark_job(job_id, "AGGREGATING", expected=["RUNNING", "PLANNING"])
-    items = aggregation_batches(int(job.n_groups or 0))
+    items = aggregation_batches(int(job.n_groups or 0), job_id=job_id)
     uri = JobArea(settings.work_bucket, job_id).aggregation_batches
     storage.write_bytes(uri, json.dumps(items).encode(), content_type="application/json")
     where = storage.parse_uri(uri)
@@ -147,6 +160,19 @@ def reduce_batch(
     ]
     with ThreadPoolExecutor(max_workers=READERS) as threads:
         manifests = list(threads.map(read_manifest, committed))
+    # Fresh results of an incremental job become reusable by later jobs (the result cache).
+    fresh = [
+        CachedResult(g.identity, g.result_uri, job_id, g.index, g.value_summary)
+        for i in indices
+        if (g := groups.get(i)) is not None
+        and g.status == SUCCEEDED
+        and g.result_uri
+        and g.identity
+        and not g.skipped
+    ]
+    if fresh:
+        ledger.put_cached_results(fresh)
+    skipped = sum(1 for i in indices if (g := groups.get(i)) is not None and g.skipped)
     tables = [m.table for m in manifests]
     group_values = [
         values.value_of(GroupResultDetails.of(m.summary, uri), uri)
@@ -163,6 +189,7 @@ def reduce_batch(
         groups_succeeded=succeeded,
         groups_failed=len(failed),
         failed_groups=failed,
+        groups_skipped=skipped,
         **values.place(value, area.partial_value(batch_index)),
     )
     write_manifest(_concat(tables), uri, details=details.to_details())
@@ -192,6 +219,7 @@ def finalize(job_id: str, n_batches: int, settings: AggregatorSettings) -> JobOu
     tables: list[pa.Table] = []
     failed: list[FailedGroup] = []
     succeeded = 0
+    skipped = 0
     uris = [area.partial(b) for b in range(n_batches)]
     with ThreadPoolExecutor(max_workers=READERS) as threads:
         manifests = list(threads.map(read_manifest, uris))
@@ -202,6 +230,7 @@ def finalize(job_id: str, n_batches: int, settings: AggregatorSettings) -> JobOu
         tables.append(manifest.table)
         partial_values.append(values.value_of(partial, uri))
         succeeded += partial.groups_succeeded
+        skipped += partial.groups_skipped
         failed.extend(partial.failed_groups)
     n_groups = int(job.n_groups if job.n_groups is not None else succeeded + len(failed))
     n_failed = n_groups - succeeded  # groups no partial covered count as failed too
@@ -234,6 +263,7 @@ def finalize(job_id: str, n_batches: int, settings: AggregatorSettings) -> JobOu
         groups_succeeded=succeeded,
         groups_failed=n_failed,
         failed_groups=listed,
+        groups_skipped=skipped,
         failures_uri=failures_uri,
         tolerated_failure_percent=tolerated,
         **placed,
@@ -262,6 +292,7 @@ def finalize(job_id: str, n_batches: int, settings: AggregatorSettings) -> JobOu
         groups_succeeded=succeeded,
         groups_failed=n_failed,
         failed_groups=listed,
+        groups_skipped=skipped,
         result_uri=result_uri,
         value_uri=value_uri,
         failures_uri=failures_uri,

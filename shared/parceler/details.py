@@ -95,6 +95,7 @@ class PartialDetails(ValueDetails):
     groups_succeeded: int = Field(ge=0)
     groups_failed: int = Field(ge=0)
     failed_groups: list[FailedGroup]
+    groups_skipped: int = Field(default=0, ge=0)  # succeeded by reusing an earlier result
 
 
 class JobResultDetails(ValueDetails):
@@ -105,5 +106,6 @@ class JobResultDetails(ValueDetails):
     groups_succeeded: int = Field(ge=0)
     groups_failed: int = Field(ge=0)
     failed_groups: list[FailedGroup]
+    groups_skipped: int = Field(default=0, ge=0)  # of groups_succeeded: results reused
     failures_uri: str | None = None  # every failed group, when more than are listed here
     tolerated_failure_percent: float

@@ -184,3 +184,7 @@ class RecordNotDoneError(RetryableError):
 
 class ExecutionError(PermanentError):
     """Step Functions refused to start or describe the execution, or it outlived a timeout."""
+
+
+class RedriveError(InputError):
+    """A redrive that cannot start: the job is still running, or was never planned."""

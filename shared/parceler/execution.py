@@ -47,6 +47,7 @@ class JobResult:
     cause: str | None
     seconds: float
     failed_groups: list[FailedGroup] = field(default_factory=list)
+    groups_skipped: int = 0  # of groups_succeeded: results reused from earlier jobs
     # The ended execution's history measured against the AWS quotas (None: not readable).
     state_machine: ExecutionMeasure | None = None
 
@@ -62,6 +63,7 @@ class JobResult:
             "n_groups": self.n_groups,
             "groups_succeeded": self.groups_succeeded,
             "groups_failed": self.groups_failed,
+            "groups_skipped": self.groups_skipped,
             "failed_groups": [f.to_details() for f in self.failed_groups],
             "result": self.result,
             "result_uri": self.result_uri,
@@ -88,6 +90,33 @@ def start_job(spec: JobSpec, job_id: str, state_machine_arn: str) -> str:
         )
     except (ClientError, BotoCoreError) as exc:
         raise_mapped(exc, "stepfunctions", "StartExecution", f"{job_id!r} in {state_machine_arn}")
+    return str(response["executionArn"])
+
+
+def redrive_execution_name(job_id: str, redrive: int, now: float | None = None) -> str:
+    """The name of the execution that redrives ``job_id`` for the ``redrive``-th time: the
+    job id (cut to fit Step Functions' 80 characters), the number and the UTC time (a
+    redrive refused before it counted keeps its number, so the time keeps names apart)."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(time.time() if now is None else now))
+    return f"{job_id[:48]}-redrive-{redrive}-{stamp}"
+
+
+def start_redrive(job_id: str, state_machine_arn: str, ledger: Ledger) -> str:
+    """Start an execution that redrives job ``job_id`` (input ``{"redrive": job_id}``; see
+    :func:`parceler.planner.redrive`); return its ARN.
+
+    Raises:
+        JobNotFoundError: the ledger has no such job.
+        ExecutionError: Step Functions refused the call.
+    """
+    job = ledger.get_job(job_id)
+    name = redrive_execution_name(job_id, job.redrives + 1)
+    try:
+        response = aws.client("stepfunctions").start_execution(
+            stateMachineArn=state_machine_arn, name=name, input=json.dumps({"redrive": job_id})
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise_mapped(exc, "stepfunctions", "StartExecution", f"{name!r} in {state_machine_arn}")
     return str(response["executionArn"])
 
 
@@ -187,6 +216,7 @@ def _result(
         cause=cause,
         seconds=seconds,
         failed_groups=list(details.failed_groups) if details else [],
+        groups_skipped=job.n_skipped if job else (details.groups_skipped if details else 0),
     )
 
 

@@ -38,6 +38,7 @@ class JobItem:
     n_groups: int | None = None
     n_succeeded: int = 0
     n_failed: int = 0
+    n_skipped: int = 0  # groups whose result was reused from an earlier job (incremental)
     remaining: int | None = None
     created_at: float | None = None
     updated_at: float | None = None
@@ -56,6 +57,8 @@ class JobItem:
     value_uri: str | None = None
     error: str | None = None
     cause: str | None = None
+    redrives: int = 0  # how many times the job was redriven
+    redrive_execution: str | None = None  # the execution running the latest redrive
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,10 @@ class GroupItem:
     worker: str | None = None  # who holds or held the latest attempt
     value_summary: str | None = None  # the committed value's JSON, truncated
     last_attempt: int | None = None  # the attempt that recorded ``last_error``
+    identity: str | None = None  # fingerprint + processor identity (``parceler.identity``)
+    reused_from: str | None = None  # the earlier job's result this group reuses (a skip)
+    redrive: int | None = None  # the redrive that last reset this group
+    attempt_base: int = 0  # attempts before that redrive: ``limits.max_attempts`` counts after it
     created_at: float | None = None
     updated_at: float | None = None
     expires_at: float | None = None
@@ -91,6 +98,11 @@ class GroupItem:
     @property
     def terminal(self) -> bool:
         return self.status in (SUCCEEDED, FAILED)
+
+    @property
+    def skipped(self) -> bool:
+        """Whether the group's result was reused instead of run (an incremental skip)."""
+        return self.reused_from is not None
 
 
 def slot_holder(group_index: int, worker_id: str, token: str) -> str:
@@ -137,6 +149,18 @@ class NewGroup:
     queue: QueueName
     n_files: int
     size: int
+    identity: str | None = None  # None when the job is not incremental
+
+
+@dataclass(frozen=True, slots=True)
+class CachedResult:
+    """A committed group result any later job with the same group identity may reuse."""
+
+    identity: str
+    result_uri: str
+    job_id: str
+    index: int
+    value_summary: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

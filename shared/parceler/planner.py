@@ -20,8 +20,22 @@ Planning runs in two steps so that no Lambda's work grows with the job (docs/quo
    harmless (the worker finds the group claimed or committed). The first slice to finish
    moves the job to ``RUNNING``.
 
-Not done: incremental runs (skipping groups whose fingerprint and processor version were
-committed by an earlier job) — every job processes all its groups.
+**Incremental runs** (``spec.incremental``, on by default): every group item carries its
+identity (:mod:`parceler.identity`: fingerprint + processor identity). Before a slice sends
+anything, :func:`write_slice` looks its identities up in the ledger's result cache (written
+by the aggregator for every committed group); a group whose cached result still exists is
+committed at once with that result (``Ledger.reuse_group``: SUCCEEDED, ``reused_from``,
+counted in ``n_skipped``) and no message is sent for it. The ``reuse_done`` mark on the
+slice item makes the choice final before the first send, so a resumed slice sends the
+same groups.
+
+**Redrive** (:func:`redrive`, the state machine's ``Redrive`` state, started by an execution
+whose input is ``{"redrive": JOB}``): a FAILED job goes back to RUNNING; every group that
+did not succeed is reset (FAILED → PENDING, counted remaining again; a fresh
+``limits.max_attempts`` budget), its index written to redrive slices, and the
+``WriteGroups`` children re-send those groups' messages. Succeeded groups are not
+touched; the aggregation then runs over every committed result. A SUCCEEDED job's redrive
+does nothing (``noop``).
 """
 
 from __future__ import annotations
@@ -43,9 +57,15 @@ from parceler import spec_store, storage
 from parceler.aws import queue
 from parceler.aws.ledger import Ledger
 from parceler.details import GroupDetails
-from parceler.errors import ManifestError, SpecError
-from parceler.ledger import JobItem, NewGroup, QueueName
-from parceler.manifest import conform, write_manifest, write_manifests
+from parceler.errors import (
+    ManifestError,
+    ObjectNotFoundError,
+    RedriveError,
+    SpecError,
+)
+from parceler.identity import group_identity, processor_identity
+from parceler.ledger import FAILED, SUCCEEDED, CachedResult, GroupItem, JobItem, NewGroup, QueueName
+from parceler.manifest import conform, read_summary, write_manifest, write_manifests
 from parceler.messages import GroupMessage, encode
 from parceler.models import DATA_FILE_SCHEMA, ManifestSummary
 from parceler.partition import Limits
@@ -77,10 +97,11 @@ class PlanResult:
     (docs/INTERNALS.md, the job state machine)."""
 
     job_id: str
-    n_groups: int
+    n_groups: int  # groups to send (a redrive: the groups it re-runs)
     n_slices: int
     slices_uri: str
     recheck_seconds: int
+    noop: bool = False  # a redrive of a SUCCEEDED job: nothing to do
 
     def to_json(self) -> dict[str, Any]:
         where = storage.parse_uri(self.slices_uri)
@@ -90,6 +111,7 @@ class PlanResult:
             "n_slices": self.n_slices,
             "slices": {"bucket": where.bucket, "key": where.key},
             "recheck_seconds": self.recheck_seconds,
+            "noop": self.noop,
         }
 
 
@@ -168,7 +190,8 @@ def _plan(spec: JobSpec, job: JobItem, settings: PlannerSettings, ledger: Ledger
     table = load_source(
         spec.source, include=spec.include, exclude=spec.exclude, count_records=spec.count_records
     )
-    packed = plan_files(table, limits_of(spec))
+    # Incremental jobs plan stable groups: a few new files must not reshuffle every group.
+    packed = plan_files(table, limits_of(spec), stable=spec.incremental)
     master = write_manifest(packed.table, area.manifest, details=_details(spec, job))
     grouped = conform(packed.by_group(), f"plan of job {job_id}")
     group_of = np.repeat(np.arange(packed.n_groups, dtype=np.int32), np.diff(packed.offsets))
@@ -188,7 +211,7 @@ def _plan(spec: JobSpec, job: JobItem, settings: PlannerSettings, ledger: Ledger
         list(threads.map(write, range(n_slices)))
     storage.write_bytes(
         area.plan_slices,
-        json.dumps([{"slice": k} for k in range(n_slices)]).encode(),
+        json.dumps(_slice_items(job_id, n_slices)).encode(),
         content_type="application/json",
     )
     predicted = [route(int(size), spec)[0] for size in packed.partition.size]
@@ -207,6 +230,12 @@ def _plan(spec: JobSpec, job: JobItem, settings: PlannerSettings, ledger: Ledger
         log.warning("job %s: another planner recorded the plan first; keeping its record", job_id)
 
 
+def _slice_items(job_id: str, n_slices: int, redrive: int = 0) -> list[dict[str, Any]]:
+    """The ``WriteGroups`` items: each names its job (an execution that redrives a job is
+    named otherwise), its slice and its redrive (0 for the job's first run)."""
+    return [{"job_id": job_id, "slice": k, "redrive": redrive} for k in range(n_slices)]
+
+
 def _details(spec: JobSpec, job: JobItem) -> dict[str, Any]:
     if job.run_id is None:
         raise ManifestError(
@@ -219,10 +248,16 @@ def _details(spec: JobSpec, job: JobItem) -> dict[str, Any]:
 
 
 def write_slice(
-    job_id: str, slice_index: int, settings: PlannerSettings, *, send_attempts: int = 5
+    job_id: str,
+    slice_index: int,
+    settings: PlannerSettings,
+    *,
+    redrive: int = 0,
+    send_attempts: int = 5,
 ) -> int:
     """Write plan slice ``slice_index``'s group manifests, ledger items and messages (step 2
-    of the module docstring). Idempotent and resumable.
+    of the module docstring), reusing cached results in an incremental job; or, for
+    ``redrive`` > 0, re-send that redrive's slice. Idempotent and resumable.
 
     Returns:
         The number of groups in the slice.
@@ -231,6 +266,8 @@ def write_slice(
         ManifestError: the slice does not belong to a recorded plan.
         EnqueueError, RetryableError: run again to resume.
     """
+    if redrive:
+        return _resend_slice(job_id, redrive, slice_index, settings, send_attempts)
     ledger = _ledger(settings)
     job = ledger.get_job(job_id)
     n_groups = int(job.n_groups or 0)
@@ -263,6 +300,7 @@ def write_slice(
     with ThreadPoolExecutor(max_workers=GROUP_WRITERS) as threads:
         chunks = range(0, last - first, GROUPS_PER_WRITE)
         summaries = [s for batch in threads.map(write, chunks) for s in batch]
+    processor = processor_identity(spec) if spec.incremental else None
     groups = []
     for uri, summary in zip(uris, summaries, strict=True):
         seconds, queue_name = route(summary.total_size, spec)
@@ -275,15 +313,143 @@ def write_slice(
                 queue=queue_name,
                 n_files=summary.n_files,
                 size=summary.total_size,
+                identity=(
+                    None if processor is None else group_identity(summary.fingerprint, processor)
+                ),
             )
         )
     marks = ledger.get_slice(job_id, slice_index)
     if not marks.get("items_written"):
         ledger.put_groups(job_id, groups)
         ledger.mark_slice(job_id, slice_index, items_written=True)
+    to_send: Sequence[NewGroup] = groups
+    if processor is not None:
+        if not marks.get("reuse_done"):
+            _reuse(job_id, groups, ledger)
+            ledger.mark_slice(job_id, slice_index, reuse_done=True)
+        # The items say which groups were reused: the same answer on every resume.
+        items = ledger.get_groups(job_id, [g.index for g in groups])
+        to_send = [g for g in groups if (item := items.get(g.index)) is None or not item.skipped]
     through = int(marks.get("enqueued_through") or 0)
-    _enqueue(job_id, slice_index, groups, settings, ledger, through, send_attempts)
+    _enqueue(job_id, slice_index, to_send, settings, ledger, through, send_attempts)
     ledger.mark_job(job_id, "RUNNING", expected=["PLANNING"])
+    return len(groups)
+
+
+def _reuse(job_id: str, groups: Sequence[NewGroup], ledger: Ledger) -> int:
+    """Commit the cached result of every group whose identity has one that still exists
+    (its result summary reads back, for this group's files); returns how many."""
+    cached = ledger.get_cached_results([g.identity for g in groups if g.identity])
+    candidates = [(g, cached[g.identity]) for g in groups if g.identity in cached]
+
+    def reuse(pair: tuple[NewGroup, CachedResult]) -> bool:
+        group, result = pair
+        try:
+            summary = read_summary(result.result_uri)
+        except (ObjectNotFoundError, ManifestError) as exc:
+            log.warning("job %s group %d: cached result unusable (%s)", job_id, group.index, exc)
+            return False
+        if summary.parent_fingerprint != group.fingerprint:
+            return False
+        return ledger.reuse_group(job_id, group.index, result)
+
+    with ThreadPoolExecutor(max_workers=GROUP_WRITERS) as threads:
+        return sum(threads.map(reuse, candidates))
+
+
+def redrive(job_id: str, execution: str, settings: PlannerSettings) -> PlanResult:
+    """Start redrive of job ``job_id`` run by execution ``execution`` (see the module
+    docstring): reset every group that did not succeed and write the slices that re-send
+    them. Idempotent for one execution (a retried step resumes).
+
+    Returns:
+        The groups to re-send and their slices; ``noop`` for a SUCCEEDED job.
+
+    Raises:
+        JobNotFoundError: no such job.
+        RedriveError: the job is still running, or was never planned.
+    """
+    ledger = _ledger(settings)
+    job = ledger.get_job(job_id)
+    area = JobArea(settings.work_bucket, job_id)
+    resuming = job.redrive_execution == execution and job.status not in (SUCCEEDED, FAILED)
+    if job.status == SUCCEEDED and not resuming:
+        return PlanResult(job_id, 0, 0, area.plan_slices, MIN_RECHECK_SECONDS, noop=True)
+    if job.n_groups is None:
+        raise RedriveError(
+            f"job {job_id!r} failed before its groups were planned: there is nothing to redrive.",
+            "run the job again (fix the spec or the source first).",
+        )
+    if job.status != FAILED and not resuming:
+        raise RedriveError(
+            f"job {job_id!r} is {job.status}: only a finished job can be redriven.",
+            f"wait for it to finish (`parceler status {job_id}`), or cancel it first.",
+        )
+    started = ledger.start_redrive(job_id, execution)
+    if started is None:
+        raise RedriveError(
+            f"job {job_id!r} changed while its redrive started (another redrive?).",
+            f"check `parceler status {job_id}` and redrive again once it has finished.",
+        )
+    number = started.redrives
+    rerun = [g for g in ledger.list_groups(job_id) if g.status != SUCCEEDED]
+
+    def reset(group: GroupItem) -> None:
+        if group.redrive != number:
+            ledger.reset_group(job_id, group, number)
+
+    with ThreadPoolExecutor(max_workers=GROUP_WRITERS) as threads:
+        list(threads.map(reset, rerun))
+    n_slices = math.ceil(len(rerun) / SLICE_GROUPS)
+    for k in range(n_slices):
+        indices = [g.index for g in rerun[k * SLICE_GROUPS : (k + 1) * SLICE_GROUPS]]
+        storage.write_bytes(
+            area.redrive_slice(number, k),
+            json.dumps(indices).encode(),
+            content_type="application/json",
+        )
+    slices_uri = area.redrive_slices(number)
+    storage.write_bytes(
+        slices_uri,
+        json.dumps(_slice_items(job_id, n_slices, number)).encode(),
+        content_type="application/json",
+    )
+    log.info("job %s: redrive %d re-runs %d group(s)", job_id, number, len(rerun))
+    recheck = int(started.recheck_seconds or MAX_RECHECK_SECONDS)
+    return PlanResult(job_id, len(rerun), n_slices, slices_uri, recheck)
+
+
+def _resend_slice(
+    job_id: str, redrive_number: int, slice_index: int, settings: PlannerSettings, attempts: int
+) -> int:
+    """Send the messages of one redrive slice's groups again (a duplicate is harmless: the
+    worker finds the group claimed or committed)."""
+    ledger = _ledger(settings)
+    area = JobArea(settings.work_bucket, job_id)
+    indices = json.loads(storage.read_bytes(area.redrive_slice(redrive_number, slice_index)))
+    items = ledger.get_groups(job_id, [int(i) for i in indices])
+    groups = [
+        NewGroup(
+            index=g.index,
+            fingerprint=g.fingerprint or "",
+            summary_uri=g.summary_uri or area.group(g.index).manifest,
+            predicted_seconds=g.predicted_seconds or 0.0,
+            queue="container" if g.queue == "container" else "lambda",
+            n_files=g.n_files or 0,
+            size=g.size or 0,
+        )
+        for g in sorted(items.values(), key=lambda g: g.index)
+        if not g.terminal
+    ]
+    urls = {"lambda": settings.lambda_queue_url, "container": settings.container_queue_url}
+    for queue_name in ("lambda", "container"):
+        bodies = [
+            encode(GroupMessage(summary_uri=g.summary_uri)) for g in groups if g.queue == queue_name
+        ]
+        for start in range(0, len(bodies), queue.SEND_BATCH):
+            queue.send_batch(
+                urls[queue_name], bodies[start : start + queue.SEND_BATCH], attempts=attempts
+            )
     return len(groups)
 
 

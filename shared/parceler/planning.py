@@ -22,7 +22,7 @@ import pyarrow as pa
 from parceler.fingerprint import canonical_order
 from parceler.manifest import conform, write_manifest, write_manifests
 from parceler.models import DATA_FILE_SCHEMA, ManifestSummary
-from parceler.partition import Limits, Partition, lower_bound, partition
+from parceler.partition import Limits, Partition, lower_bound, partition, stable_partition
 from parceler.storage import parse_uri
 from parceler.workarea import (
     GROUPS_PER_FOLDER,
@@ -78,17 +78,19 @@ class Plan:
         return [uris[int(i)].as_py() for i in self.partition.oversized]
 
 
-def plan_files(table: pa.Table, limits: Limits) -> Plan:
+def plan_files(table: pa.Table, limits: Limits, *, stable: bool = False) -> Plan:
     """Pack ``table`` (``DATA_FILE_SCHEMA`` rows) into groups under ``limits``.
 
     Within each group, rows are in uri order (the fingerprint's canonical order).
+    ``stable`` packs with content-defined boundaries (:func:`partition.stable_partition`,
+    the incremental mode's plan) instead of Best Fit Decreasing.
 
     Complexity: O(n log n) (the partitioner's sort dominates).
 
     Raises:
         SpecError: the limits are invalid (from the partitioner).
     """
-    part = partition(table, limits)
+    part = stable_partition(table, limits) if stable else partition(table, limits)
     # Rows within a group in fingerprint order, so each group's fingerprint needs no sort.
     order, offsets = part.rows_by_group(canonical_order(table))
     return Plan(table=table, limits=limits, partition=part, order=order, offsets=offsets)

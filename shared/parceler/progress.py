@@ -46,6 +46,7 @@ class Progress:
     """Groups not done whose last attempt failed (and will be retried): that attempt's
     number, error and cause."""
     error: str | None = None
+    groups_skipped: int = 0  # of ``succeeded``: results reused from earlier jobs, not run
 
     @property
     def finished(self) -> bool:
@@ -123,4 +124,5 @@ def progress(job: JobItem, groups: list[GroupItem], now: float) -> Progress:
         failures=failures,
         retrying=retrying,
         error=job.error,
+        groups_skipped=sum(1 for g in groups if g.skipped),
     )

@@ -131,6 +131,7 @@ class ReportData:
     size_bins: tuple[Bin, ...]
     failures: tuple[Failure, ...]
     imbalance: float | None
+    skipped: int = 0  # groups whose result was reused from an earlier job (never started)
 
 
 def histogram(values: Sequence[float], bins: int | None = None) -> tuple[Bin, ...]:
@@ -243,6 +244,7 @@ def build_report(
         size_bins=histogram(sizes),
         failures=failures,
         imbalance=(max(busy) / mean_busy) if busy and mean_busy > 0 else None,
+        skipped=sum(1 for g in groups if g.skipped),
     )
 
 
@@ -388,7 +390,11 @@ def render_html(data: ReportData) -> str:
     counts = ", ".join(f"{n} {s.lower()}" for s, n in data.status_counts) or "no groups"
     facts = [
         ("status", data.job_status),
-        ("groups", f"{data.n_groups} ({counts}; {data.not_started} not started)"),
+        (
+            "groups",
+            f"{data.n_groups} ({counts}; {data.not_started} not started, of which "
+            f"{data.skipped} skipped: results reused from earlier jobs)",
+        ),
         ("data", format_size(data.total_bytes)),
         ("workers", str(len(data.rows))),
         ("makespan", format_seconds(data.span_seconds) if data.rows else "-"),

@@ -178,6 +178,14 @@ class JobSpec(_Spec):
     )
     limits: Limits = Limits()
     routing: Routing = Routing()
+    incremental: bool = Field(
+        default=True,
+        description=(
+            "reuse the committed result of any earlier job's group with the same files and"
+            " processor identity instead of running it, and plan stable group boundaries"
+            " (false: run every group; BFD packing)"
+        ),
+    )
 
     @field_validator("output")
     @classmethod

@@ -6,6 +6,8 @@ s3://{bucket}/jobs/{job_id}/spec.json                              JobArea.spec
                            /plan.json|.parquet                     JobArea.plan_index
                            /plan/slice-{k:05d}.parquet             JobArea.plan_slice(k)
                            /plan/slices.json                       JobArea.plan_slices
+                           /redrive-{n:03d}/slice-{k:05d}.json     JobArea.redrive_slice(n, k)
+                           /redrive-{n:03d}/slices.json            JobArea.redrive_slices(n)
                            /groups/{g//1000:03d}/{g:06d}.json      JobArea.group(g).manifest
                            /groups/{g//1000:03d}/{g:06d}/{run_id}/attempt-{a}/
                                                                    ….attempt(a, run_id).folder
@@ -124,8 +126,18 @@ class JobArea:
 
     @property
     def plan_slices(self) -> str:
-        """The ``WriteGroups`` map's item file: ``[{"slice": k}, ...]`` (JSON)."""
+        """The ``WriteGroups`` map's item file: ``[{"job_id", "slice": k, "redrive": 0}, ...]``
+        (JSON)."""
         return _join(self.folder, "plan", "slices.json")
+
+    def redrive_slice(self, redrive: int, slice_index: int) -> str:
+        """The group indices one ``WriteGroups`` child of redrive ``redrive`` re-sends (JSON)."""
+        return _join(self.folder, f"redrive-{redrive:03d}", f"slice-{slice_index:05d}.json")
+
+    def redrive_slices(self, redrive: int) -> str:
+        """Redrive ``redrive``'s ``WriteGroups`` item file:
+        ``[{"job_id", "slice": k, "redrive": n}, ...]`` (JSON)."""
+        return _join(self.folder, f"redrive-{redrive:03d}", "slices.json")
 
     @property
     def aggregation_batches(self) -> str:

@@ -246,7 +246,8 @@ def _claim_and_run(
     attempt = claim.attempt
     if on_claim is not None:
         on_claim(job_id, index, attempt)
-    max_attempts = spec.limits.max_attempts
+    # A redrive gives the group a fresh budget: attempts count from its ``attempt_base``.
+    max_attempts = spec.limits.max_attempts + claim.group.attempt_base
     if attempt > max_attempts:
         return _give_up(ledger, job_id, index, attempt, claim.group, max_attempts)
 

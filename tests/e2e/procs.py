@@ -61,6 +61,15 @@ def chatty_poison_line_count(file: FileRef) -> dict[str, Any]:
     return poison_line_count(file)
 
 
+def marked_poison_line_count(file: FileRef) -> dict[str, Any]:
+    """Count lines; fail (permanently) while a marker ``<data folder>/../poison/<name>``
+    exists, so a test can fix the poison without changing the file (then redrive)."""
+    path = Path(file.uri.removeprefix("file://"))
+    if (path.parent.parent / "poison" / path.name).exists():
+        raise PermanentError(f"{path.name} is marked poison")  # fails at once, no retry
+    return line_count_value(file.basename, file.read_bytes())
+
+
 LONG_SECONDS = 3.0
 # A file whose name starts with this takes LONG_SECONDS (a long group, several visibility
 # timeouts of a test session).

@@ -117,6 +117,7 @@ def test_only_committed_results_are_reduced_through_the_tree(settings: Aggregato
         "n_groups": 3,
         "groups_succeeded": 3,
         "groups_failed": 0,
+        "groups_skipped": 0,
         "result_uri": "",
         "value_uri": "",
         "failures_uri": None,

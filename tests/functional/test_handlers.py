@@ -196,6 +196,7 @@ def test_planner_handler_returns_the_state_machine_contract(
             "n_slices": 1,
             "slices": {"bucket": "parceler-work", "key": "jobs/exec-1/plan/slices.json"},
             "recheck_seconds": 60,
+            "noop": False,
         }
     )
     assert drain(resources.lambda_queue_url) == []

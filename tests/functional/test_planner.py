@@ -60,9 +60,10 @@ def test_plan_writes_groups_ledger_and_one_message_per_group(resources: Resource
         "n_slices": 1,
         "slices": {"bucket": "parceler-work", "key": "jobs/job-a/plan/slices.json"},
         "recheck_seconds": 60,  # tiny groups: the shortest re-check period
+        "noop": False,
     }
     assert json.loads(storage.read_bytes("s3://parceler-work/jobs/job-a/plan/slices.json")) == [
-        {"slice": 0}
+        {"job_id": "job-a", "slice": 0, "redrive": 0}
     ]
     assert drain(resources.lambda_queue_url) == []  # the plan step sends nothing
     assert write_slice("job-a", 0, resources.planner) == 4

@@ -109,8 +109,11 @@ def test_every_task_has_a_catch_all_that_records_the_failure(asl: dict[str, Any]
                 )
     top = asl["States"]
     for name, state in top.items():
-        if state["Type"] in ("Task", "Map") and name != "RecordFailure":
+        if state["Type"] in ("Task", "Map") and name not in ("RecordFailure", "Redrive"):
             assert state["Catch"][-1]["Next"] == "RecordFailure", name
+    # A refused redrive (the job still runs) must not mark the job FAILED: it fails only
+    # the redrive's own execution.
+    assert top["Redrive"]["Catch"][-1]["Next"] == "FailedInStates"
     assert top["RecordFailure"]["Resource"] == "arn:aws:states:::dynamodb:updateItem"
     assert top["RecordFailure"]["Next"] == "FailedInStates"
     assert {c["Next"] for c in top["FailedInStates"]["Choices"]} == {"StateFailed"}
@@ -120,14 +123,39 @@ def test_every_task_has_a_catch_all_that_records_the_failure(asl: dict[str, Any]
 
 def test_the_flow_matches_the_internals_contract(asl: dict[str, Any]) -> None:
     states = asl["States"]
+    assert asl["StartAt"] == "Start"
+    assert states["Start"]["Choices"] == [
+        {"Variable": "$.redrive", "IsPresent": True, "Next": "RedriveJob"}
+    ]
+    assert states["Start"]["Default"] == "NewJob"
+    assert states["NewJob"]["Parameters"] == {"job_id.$": "$$.Execution.Name", "spec.$": "$"}
     plan = states["Plan"]
     assert plan["Resource"] == "arn:aws:states:::lambda:invoke"
     assert plan["Parameters"]["Payload"] == {
         "action": "plan",
-        "job_id.$": "$$.Execution.Name",
-        "spec.$": "$",
+        "job_id.$": "$.job_id",
+        "spec.$": "$.spec",
     }
     assert plan["Next"] == "WriteGroups"
+    # A redrive: the job named by the input, the execution's own name only names the redrive.
+    assert states["RedriveJob"]["Parameters"] == {"job_id.$": "$.redrive"}
+    redrive = states["Redrive"]
+    assert redrive["Parameters"]["Payload"] == {
+        "action": "redrive",
+        "job_id.$": "$.job_id",
+        "execution.$": "$$.Execution.Name",
+    }
+    assert redrive["ResultSelector"] == plan["ResultSelector"]
+    assert [c["Next"] for c in states["WhatToRedrive"]["Choices"]] == [
+        "NothingToRedrive",
+        "WaitForGroups",
+    ]
+    assert states["WhatToRedrive"]["Default"] == "WriteGroups"
+    # After Plan or Redrive every state takes the job id from the state, not the name.
+    for name in ("WaitForGroups", "PrepareAggregation", "FinalReduce"):
+        assert states[name]["Parameters"]["Payload"]["job_id.$"] == "$.job_id", name
+    for name in ("WriteGroups", "ReduceBatches"):
+        assert states[name]["ItemSelector"]["job_id.$"] == "$$.Map.Item.Value.job_id", name
     write = states["WriteGroups"]["ItemProcessor"]["States"]["WriteSlice"]
     assert write["Parameters"]["Payload"]["action"] == "write_slice"
     assert states["WriteGroups"]["Next"] == "WaitForGroups"
@@ -183,11 +211,11 @@ def test_no_state_carries_a_list_that_grows_with_the_job(asl: dict[str, Any]) ->
         assert fan_out["ResultPath"] is None
         (child,) = fan_out["ItemProcessor"]["States"].values()
         assert child["OutputPath"] is None and child["ResultPath"] is None
-    for name in ("Plan", "PrepareAggregation", "FinalReduce"):
+    for name in ("Plan", "Redrive", "PrepareAggregation", "FinalReduce"):
         assert "ResultSelector" in states[name], name
     assert set(states["FinalReduce"]["ResultSelector"]) == {
         "status.$", "within_tolerance.$", "n_groups.$", "groups_succeeded.$",
-        "groups_failed.$", "result_uri.$", "value_uri.$", "failures_uri.$",
+        "groups_failed.$", "groups_skipped.$", "result_uri.$", "value_uri.$", "failures_uri.$",
     }  # fmt: skip
 
 

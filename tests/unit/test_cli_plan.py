@@ -104,3 +104,16 @@ def test_plan_without_out_says_why_nothing_was_written(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "dry run" not in result.stdout
     assert "--out" in result.stdout
+
+
+def test_plan_stable_packs_content_defined_groups_in_uri_order(tmp_path: Path) -> None:
+    folder = _folder(tmp_path, [100] * 40)
+    bfd = runner.invoke(app, ["plan", str(folder), "--target-size", "1000B", "--json"])
+    stable = runner.invoke(
+        app, ["plan", str(folder), "--target-size", "1000B", "--json", "--stable"]
+    )
+    assert bfd.exit_code == stable.exit_code == 0, stable.output
+    doc = json.loads(stable.stdout)
+    assert json.loads(bfd.stdout)["n_groups"] == 4  # BFD: full groups of 10
+    assert doc["n_groups"] >= 4 and sum(g["n_files"] for g in doc["groups"]) == 40
+    assert all(8 <= g["n_files"] <= 10 for g in doc["groups"][:-1])  # closed at >= 75%

@@ -94,7 +94,8 @@ def test_visibility_follows_the_clock(sqs: Any) -> None:
 
 
 @pytest.fixture
-def dynamodb() -> Iterator[Any]:
+def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # as for ``sqs`` above
     moto_startup.install()
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")

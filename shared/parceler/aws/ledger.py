@@ -68,6 +68,7 @@ from parceler.ledger import (
     RUNNING,
     SUCCEEDED,
     TTL_ATTRIBUTE,
+    CachedResult,
     Claim,
     GroupItem,
     JobItem,
@@ -180,6 +181,12 @@ def slice_key(job_id: str, slice_index: int, n_shards: int) -> dict[str, Any]:
     }
 
 
+def cache_key(identity: str) -> dict[str, Any]:
+    """The key of a cached group result (``parceler.identity``): its own partition key, so
+    lookups spread over the table and never touch a job's items."""
+    return {"pk": {"S": f"cache#{identity}"}, "sk": {"S": "result"}}
+
+
 def _job_id_of(pk: Any) -> str:
     """The job id in a job's or a shard's partition key (``job#{id}`` or ``job#{id}#{s}``)."""
     text = str(pk).removeprefix("job#")
@@ -221,6 +228,7 @@ def job_from_item(item: Mapping[str, Any], counters: Sequence[Mapping[str, Any]]
         n_groups=n_groups,
         n_succeeded=sum(int(c.get("n_succeeded") or 0) for c in counts),
         n_failed=sum(int(c.get("n_failed") or 0) for c in counts),
+        n_skipped=sum(int(c.get("n_skipped") or 0) for c in counts),
         remaining=(
             sum(int(c.get("remaining") or 0) for c in counts) if n_groups is not None else None
         ),
@@ -241,6 +249,8 @@ def job_from_item(item: Mapping[str, Any], counters: Sequence[Mapping[str, Any]]
         value_uri=_str(data.get("value_uri")),
         error=_str(data.get("error")),
         cause=_str(data.get("cause")),
+        redrives=int(data.get("redrives") or 0),
+        redrive_execution=_str(data.get("redrive_execution")),
     )
 
 
@@ -270,6 +280,10 @@ def group_from_item(item: Mapping[str, Any]) -> GroupItem:
         worker=_str(data.get("worker")),
         value_summary=_str(data.get("value_summary")),
         last_attempt=_int(data.get("last_attempt")),
+        identity=_str(data.get("identity")),
+        reused_from=_str(data.get("reused_from")),
+        redrive=_int(data.get("redrive")),
+        attempt_base=int(data.get("attempt_base") or 0),
         created_at=_float(data.get("created_at")),
         updated_at=_float(data.get("updated_at")),
         expires_at=_float(data.get(TTL_ATTRIBUTE)),
@@ -479,6 +493,7 @@ class Ledger:
                         "created_at": to_attribute(ts),
                         "updated_at": to_attribute(ts),
                         TTL_ATTRIBUTE: to_attribute(ts + self.retention_seconds),
+                        **({"identity": {"S": g.identity}} if g.identity else {}),
                     }
                 }
             }
@@ -849,13 +864,170 @@ class Ledger:
         )
         return False
 
+    # ---- incremental runs and redrives ----------------------------------------------------
+
+    def reuse_group(self, job_id: str, index: int, cached: CachedResult) -> bool:
+        """Commit an earlier job's result as this PENDING group's (an incremental skip): the
+        group becomes SUCCEEDED with ``result_uri`` = the cached one and ``reused_from``, and
+        its shard counts it succeeded and skipped, in one transaction (as a commit).
+
+        Returns:
+            False if the group was not PENDING or already committed (nothing changes).
+        """
+        now = time.time()
+        group_update = {
+            "TableName": self.table,
+            "Key": self._group_key(job_id, index),
+            "UpdateExpression": (
+                "SET #status = :succeeded, committed_attempt = :zero, result_uri = :r,"
+                " value_summary = :v, reused_from = :from, finished_at = :now, updated_at = :now"
+            ),
+            "ConditionExpression": (
+                "attribute_exists(pk) AND attribute_not_exists(committed_attempt)"
+                " AND #status = :pending"
+            ),
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {
+                ":succeeded": {"S": SUCCEEDED},
+                ":pending": {"S": PENDING},
+                ":zero": {"N": "0"},
+                ":r": {"S": cached.result_uri},
+                ":v": to_attribute(_text(cached.value_summary)),
+                ":from": {"S": f"{cached.job_id}/{cached.index}"},
+                ":now": to_attribute(now),
+            },
+        }
+        moves = {"remaining": -1, "n_succeeded": 1, "n_skipped": 1}
+        return self._finish(job_id, group_update, moves, now, "TransactWriteItems(reuse)")
+
+    def get_cached_results(self, identities: Sequence[str]) -> dict[str, CachedResult]:
+        """The cached results of these group identities (BatchGetItem), by identity."""
+        wanted = sorted(set(identities))
+        items = self._get_many([cache_key(i) for i in wanted])
+        found = {}
+        for item in items:
+            data = from_item(item)
+            identity = str(data["pk"]).removeprefix("cache#")
+            found[identity] = CachedResult(
+                identity=identity,
+                result_uri=str(data["result_uri"]),
+                job_id=str(data["job_id"]),
+                index=int(data["group"]),
+                value_summary=_str(data.get("value_summary")),
+            )
+        return found
+
+    def put_cached_results(self, results: Sequence[CachedResult]) -> None:
+        """Record committed results under their group identities (last writer wins: two jobs
+        committing the same identity both wrote a valid result; either may be reused). The
+        items expire with the ledger's retention, like the jobs they point into."""
+        now = time.time()
+        self._put_many(
+            [
+                {
+                    **cache_key(r.identity),
+                    "result_uri": {"S": r.result_uri},
+                    "job_id": {"S": r.job_id},
+                    "group": to_attribute(r.index),
+                    "value_summary": to_attribute(_text(r.value_summary)),
+                    "created_at": to_attribute(now),
+                    TTL_ATTRIBUTE: to_attribute(now + self.retention_seconds),
+                }
+                for r in {r.identity: r for r in results}.values()
+            ]
+        )
+
+    def start_redrive(self, job_id: str, execution: str) -> JobItem | None:
+        """Move a FAILED job back to RUNNING for redrive number ``redrives + 1``, run by
+        ``execution``: its error, cause, waiter token and done shards are removed (the
+        waiter recounts every shard). A redrive already started by ``execution`` (a retried
+        step) is returned as it is.
+
+        Returns:
+            The job after the move, or None if the job is not FAILED (nor being redriven by
+            ``execution``).
+        """
+        job = self.get_job(job_id)
+        if job.redrive_execution == execution and job.status != FAILED:
+            return job
+        moved = self._update(
+            job_key(job_id),
+            "SET #status = :running, redrives = :n, redrive_execution = :x, updated_at = :now"
+            " REMOVE #error, cause, wait_token, done_shards, result_uri, value_uri",
+            {"#status": "status", "#error": "error"},
+            {
+                ":running": {"S": RUNNING},
+                ":failed": {"S": FAILED},
+                ":n": to_attribute(job.redrives + 1),
+                ":old": to_attribute(job.redrives),
+                ":x": {"S": execution},
+                ":now": to_attribute(time.time()),
+            },
+            condition="#status = :failed AND (attribute_not_exists(redrives) OR redrives = :old)",
+            action="UpdateItem(start_redrive)",
+        )
+        return self.get_job(job_id) if moved else None
+
+    def reset_group(self, job_id: str, group: GroupItem, redrive: int) -> bool:
+        """Make a group that did not succeed runnable again for redrive ``redrive``, with
+        a fresh attempt budget (``attempt_base`` = its attempts so far).
+
+        A FAILED group becomes PENDING (error and cause cleared, ``last_error`` kept) and its
+        shard counts it remaining again, not failed (one transaction). A PENDING or RUNNING
+        one (the job ended before it did) only gets the new budget: it is still counted
+        remaining. Idempotent per redrive: a group already reset for ``redrive`` is left.
+
+        Returns:
+            True if this call reset the group.
+        """
+        now = time.time()
+        key = self._group_key(job_id, group.index)
+        values: dict[str, Any] = {
+            ":n": to_attribute(redrive),
+            ":base": to_attribute(group.attempt),
+            ":now": to_attribute(now),
+            ":failed": {"S": FAILED},
+            ":pending": {"S": PENDING},
+            ":running": {"S": RUNNING},
+        }
+        fresh = "(attribute_not_exists(redrive) OR redrive < :n)"
+        if group.status != FAILED:
+            return self._update(
+                key,
+                "SET redrive = :n, attempt_base = attempt, updated_at = :now",
+                {"#status": "status"},
+                {k: v for k, v in values.items() if k not in (":base", ":failed")},
+                condition=f"(#status = :pending OR #status = :running) AND {fresh}",
+                action="UpdateItem(reset_group)",
+            )
+        group_update = {
+            "TableName": self.table,
+            "Key": key,
+            "UpdateExpression": (
+                "SET #status = :pending, redrive = :n, attempt_base = attempt, updated_at = :now"
+                " REMOVE #error, cause, finished_at, lease_until"
+            ),
+            "ConditionExpression": f"#status = :failed AND {fresh}",
+            "ExpressionAttributeNames": {"#status": "status", "#error": "error"},
+            "ExpressionAttributeValues": {k: v for k, v in values.items() if k != ":base"},
+        }
+        moves = {"remaining": 1, "n_failed": -1}
+        return self._finish(job_id, group_update, moves, now, "TransactWriteItems(reset)")
+
     # ---- internals ----------------------------------------------------------------------
 
     def _finish(
-        self, job_id: str, group_update: dict[str, Any], counter: str, now: float, action: str
+        self,
+        job_id: str,
+        group_update: dict[str, Any],
+        counter: str | Mapping[str, int],
+        now: float,
+        action: str,
     ) -> bool:
-        """One transaction: the group's terminal update and its shard counter's move.
+        """One transaction: the group's update and its shard counter's move.
 
+        ``counter`` names the count a finished group adds one to (``remaining`` loses one),
+        or gives every counter's move (a redrive's reset: ``remaining + 1, n_failed - 1``).
         Conflicts with another transaction on the same shard are retried here, with full
         jitter, up to :data:`CONFLICT_ATTEMPTS` times; the ``ClientRequestToken`` makes a
         retry of a transaction that did commit (an ambiguous network failure) a no-op.
@@ -863,19 +1035,21 @@ class Ledger:
         """
         index = int(str(group_update["Key"]["sk"]["S"]).removeprefix("group#"))
         shard = index % self.n_shards(job_id)
+        moves = {"remaining": -1, counter: 1} if isinstance(counter, str) else dict(counter)
+        names = {f"#c{i}": name for i, name in enumerate(moves)}
         counter_update = {
             "TableName": self.table,
             "Key": counter_key(job_id, shard),
-            "UpdateExpression": "SET updated_at = :now ADD remaining :minus, #counter :one",
+            "UpdateExpression": "SET updated_at = :now ADD "
+            + ", ".join(f"#c{i} :v{i}" for i in range(len(moves))),
             "ConditionExpression": "attribute_exists(pk)",
-            "ExpressionAttributeNames": {"#counter": counter},
+            "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": {
                 ":now": to_attribute(now),
-                ":minus": {"N": "-1"},
-                ":one": {"N": "1"},
+                **{f":v{i}": {"N": str(move)} for i, move in enumerate(moves.values())},
             },
         }
-        digest = hashlib.sha256(repr((group_update, counter)).encode()).digest()[:16]
+        digest = hashlib.sha256(repr((group_update, moves)).encode()).digest()[:16]
         token = str(uuid.UUID(bytes=digest))
         for attempt in range(CONFLICT_ATTEMPTS):
             try:

@@ -78,9 +78,19 @@ def friendly_errors(command: F) -> F:
 
 
 def _register_commands() -> None:
-    from parceler.cli import cancel, logs, plan, report, run, spec_schema, status, worker
+    from parceler.cli import (
+        cancel,
+        logs,
+        plan,
+        redrive,
+        report,
+        run,
+        spec_schema,
+        status,
+        worker,
+    )
 
-    for module in (plan, run, worker, status, report, logs, cancel, spec_schema):
+    for module in (plan, run, redrive, worker, status, report, logs, cancel, spec_schema):
         module.register(app)
 
 

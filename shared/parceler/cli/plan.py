@@ -85,15 +85,24 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[
             bool, typer.Option("--json", metavar="", help="print one JSON object")
         ] = False,
+        stable: Annotated[
+            bool,
+            typer.Option(
+                "--stable",
+                metavar="",
+                help="content-defined groups, as an incremental job plans them (default BFD)",
+            ),
+        ] = False,
     ) -> None:
-        """Pack SOURCE into balanced groups (Best Fit Decreasing) and print the plan."""
+        """Pack SOURCE into balanced groups (Best Fit Decreasing, or with --stable the
+        content-defined groups of an incremental job) and print the plan."""
         limits = limits_from_options(target_size, target_records, groups, max_files)
         started = time.perf_counter()
         with err_console.status("listing the source…", spinner="dots") as status:
             table = load_source(source, include=include or (), exclude=exclude or (),
                                 count_records=count_records)  # fmt: skip
             status.update(f"packing {table.num_rows:,} files…")
-            the_plan = plan_files(table, limits)
+            the_plan = plan_files(table, limits, stable=stable)
             written = None
             if out and not dry_run:
                 n_groups = the_plan.n_groups

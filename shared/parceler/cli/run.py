@@ -25,6 +25,7 @@ from parceler.errors import SpecError
 from parceler.execution import TERMINAL, JobResult, follow, start_job
 from parceler.ledger import JobItem
 from parceler.local.run_folder import RUNS_FOLDER, RunFolder
+from parceler.local.work_area import LocalWorkArea
 from parceler.preflight import check_job
 from parceler.report import build_report, render_html
 from parceler.spec import JobSpec, parse_spec
@@ -243,6 +244,15 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option(help="also write the result document (what --json prints) to this file"),
         ] = None,
+        no_cache: Annotated[
+            bool,
+            typer.Option(
+                "--no-cache",
+                metavar="",
+                help="run every group (no reuse of earlier results) and pack with BFD: the "
+                "spec's incremental: false",
+            ),
+        ] = False,
     ) -> None:
         """Run a job end to end: plan, process every group, aggregate; print the result.
 
@@ -257,6 +267,8 @@ def register(app: typer.Typer) -> None:
             default_groups=4 * workers if local else None, include=include, exclude=exclude,
             count_records=count_records,
         )  # fmt: skip
+        if no_cache:
+            spec = spec.model_copy(update={"incremental": False})
         the_job_id = spec.job_id or new_job_id()
         folder: RunFolder | None = None
         # Before the emulator or the execution starts: a mistake costs a fraction of a second.
@@ -326,6 +338,9 @@ def _run(
                     highlight=False,
                 )
             machine, table = session.stack.state_machine_arn, session.stack.ledger_table
+            work_area = LocalWorkArea.default()
+            if spec.incremental:  # earlier local runs' results, for reuse
+                work_area.restore_cache(session.stack)
         else:
             machine = state_machine or _required_env(
                 "PARCELER_STATE_MACHINE_ARN", "--state-machine"
@@ -342,6 +357,7 @@ def _run(
         if folder is not None:  # the emulator's buckets and table end with this block
             folder.save_ledger(table, job_id)
             folder.save_result(result.result_uri, result.value_uri)
+            work_area.save(session.stack, job_id)  # for later reuse and redrive
         if report is not None:
             job = ledger.get_job(job_id)
             report.parent.mkdir(parents=True, exist_ok=True)

@@ -48,6 +48,8 @@ def render(p: Progress) -> Group:
     counts = Table.grid(padding=(0, 2))
     counts.add_row("pending", str(p.pending), "running", str(p.running))
     counts.add_row("succeeded", str(p.succeeded), "failed", str(p.failed))
+    if p.groups_skipped:
+        counts.add_row("skipped", f"{p.groups_skipped} (results reused)", "", "")
     counts.add_row("elapsed", _duration(p.elapsed_seconds), "ETA", _duration(p.eta_seconds))
     counts.add_row(
         "throughput", rate, "data", f"{format_size(p.bytes_done)} of {format_size(p.bytes_total)}"

@@ -123,7 +123,7 @@ def _serve(orders: dict[str, Any]) -> int:  # pragma: no cover - runs in the for
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # as a spawned worker: Ctrl-C ends it
     os.environ.clear()
     os.environ.update(orders["env"])
-    log = os.open(orders["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    log = os.open(orders["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.dup2(log, 1)

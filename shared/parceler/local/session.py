@@ -160,7 +160,8 @@ class LocalSession:
                     forked.start(env, queues, str(log_path), grace=10.0)
                     self._workers.append(forked)
                     continue
-                log_file = log_path.open("wb")
+                # Appended: a replacement worker, or a later redrive, keeps earlier lines.
+                log_file = log_path.open("ab")
                 self._logs.append(log_file)
                 self._workers.append(
                     subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
@@ -242,7 +243,7 @@ class LocalSession:
             ledger.record_error(group.job_id, group.index, group.attempt, error, cause)
             ledger.release_slots_held_by(group.job_id, worker)  # max_concurrency slots
             allowed = self._attempts_allowed(ledger, group.job_id)
-            if group.attempt >= allowed:
+            if group.attempt - group.attempt_base >= allowed:  # a redrive's fresh budget
                 ledger.fail_group(
                     group.job_id,
                     group.index,
