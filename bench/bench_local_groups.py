@@ -3,6 +3,7 @@ one group each, so the job's time is nearly all coordination (queue, ledger, man
 
     python -m bench.bench_local_groups --groups 200 --repeat 3 [--compare OTHER_SHARED_DIR]
 
+This checkout's runs pass ``--no-cache`` (the repeats must not reuse each other's results).
 ``--compare`` runs the same command with ``PYTHONPATH`` set to another checkout's ``shared``
 folder (e.g. a worktree of an older commit), alternating with this checkout's in one run so
 both see the same machine load. Prints the job's seconds (``seconds`` in ``--json``) and the
@@ -28,6 +29,8 @@ def _job_seconds(source: Path, groups: int, runs: Path, shared: str | None) -> f
     command = [sys.executable, "-m", "parceler", "run", str(source), "--local", "--json",
                "--processor", "linecount", "--groups", str(groups),
                "--output", str(runs / f"{len(list(runs.iterdir()))}")]  # fmt: skip
+    if not shared:
+        command.append("--no-cache")  # every group runs: no reuse from the previous repeat
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         raise SystemExit(

@@ -329,8 +329,10 @@ def _run(
             from parceler.local.session import LocalSession
 
             started = time.monotonic()
+            session = LocalSession(workers=workers, log_dir=folder.logs)
+            session.fork_workers()  # before the spinner's thread: a fork needs no other thread
             with err_console.status("starting the local AWS emulator and workers…"):
-                session = stack.enter_context(LocalSession(workers=workers, log_dir=folder.logs))
+                stack.enter_context(session)
             if not err_console.is_terminal and not quiet:
                 err_console.print(
                     f"{job_id}: local emulator and {workers} worker(s) started in "

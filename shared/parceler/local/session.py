@@ -108,8 +108,8 @@ class LocalSession:
             # moto logs every failed state (with object reprs) at ERROR: the job's own
             # result already says what failed, in parceler's words.
             logging.getLogger("moto").setLevel(logging.CRITICAL)
-        # Before the server's threads exist: the first workers are forks of this process.
-        self._preforked = prefork(self.n_workers)
+        if not self._preforked:
+            self.fork_workers()
         self.aws.start()
         try:
             self._stack = create_local_stack(
@@ -126,6 +126,12 @@ class LocalSession:
             self.close()
             raise
         return self
+
+    def fork_workers(self) -> None:
+        """Fork the first workers now, while this process has no other thread (before the
+        server's, or a progress display's); they start serving once the stack exists. A
+        process that already runs threads spawns its workers instead."""
+        self._preforked = prefork(self.n_workers)
 
     def __exit__(
         self,
