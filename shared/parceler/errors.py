@@ -184,3 +184,7 @@ class RecordNotDoneError(RetryableError):
 
 class ExecutionError(PermanentError):
     """Step Functions refused to start or describe the execution, or it outlived a timeout."""
+
+
+class LocalStackError(PermanentError):
+    """The warm local stack (``parceler local up``) is already up, failed to start, or died."""

@@ -78,9 +78,9 @@ def friendly_errors(command: F) -> F:
 
 
 def _register_commands() -> None:
-    from parceler.cli import cancel, logs, plan, report, run, spec_schema, status, worker
+    from parceler.cli import cancel, local, logs, plan, report, run, spec_schema, status, worker
 
-    for module in (plan, run, worker, status, report, logs, cancel, spec_schema):
+    for module in (plan, run, worker, status, report, logs, cancel, spec_schema, local):
         module.register(app)
 
 

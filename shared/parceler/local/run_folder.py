@@ -140,6 +140,28 @@ class RunFolder:
                 details["value_uri"] = str(self.value)
             write_manifest(manifest.table, str(self.result_summary), details=details)
 
+    def save_logs_of(self, job_id: str, worker_log_dir: Path) -> None:
+        """Copy ``job_id``'s sections of a shared stack's worker logs (``parceler local up``:
+        its workers serve every job) into ``logs/``, one file per worker log, markers kept."""
+        self.logs.mkdir(parents=True, exist_ok=True)
+        for log_file in sorted(worker_log_dir.glob("worker-*.log")):
+            kept: list[str] = []
+            section: list[str] | None = None
+            for line in log_file.read_text(encoding="utf-8", errors="replace").splitlines():
+                if _START.match(line):
+                    section = [line]
+                    continue
+                end = _END.match(line)
+                if end is not None and section is not None:
+                    if end.group(3) == job_id:
+                        kept.extend([*section, line])
+                    section = None
+                    continue
+                if section is not None:
+                    section.append(line)
+            if kept:
+                (self.logs / log_file.name).write_text("\n".join(kept) + "\n", encoding="utf-8")
+
     def group_logs(self, index: int | None = None) -> Iterator[GroupLog]:
         """Each attempt's log section (of group ``index``, or of every group)."""
         for log_file in sorted(self.logs.glob("worker-*.log")):
