@@ -3,7 +3,10 @@
 A word is a run of letters, digits and underscores, with inner apostrophes kept
 (``don't``), lower-cased unless ``lowercase`` is false. Text is decoded as UTF-8 (invalid
 bytes become U+FFFD) about a million characters at a time, each block ending on a line
-break, so memory is the vocabulary plus one block, not the file.
+break, so memory is the vocabulary plus one block, not the file. Blocks are split into
+candidates at whitespace and ASCII punctuation and counted; the distinct candidates are
+lower-cased and cut into words once per group (:func:`settle`), the same words the regex
+``_WORD`` finds in the lower-cased text.
 
 Group value: ``{"total_words": N, "words": {word: count, ...}}`` (one counter for all the
 group's files) — ``sum`` merges groups exactly. ``top`` (default None: keep all) trims a
