@@ -248,6 +248,11 @@ def test_aws_cli_start_execution_runs_a_job_to_the_exact_result(
     value = stack.value_of(described)
     assert value["words"] == dict(words_of(contents))
     assert value["total_words"] == sum(words_of(contents).values())
+    # no run folder for a job an AWS client started: `logs` reads the stack's worker logs
+    logs = stack.parceler("logs", "from-the-console")
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout.count("=== group ") == 3, logs.stdout
+    assert stack.parceler("logs", "from-the-console", "--group", "7").returncode == 2
 
 
 def test_aws_cli_s3_upload_of_a_spec_starts_a_job_through_the_starter(
