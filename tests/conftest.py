@@ -94,3 +94,18 @@ def bucket(moto: str) -> str:
 # longer than hypothesis's default 200 ms deadline without anything being wrong.
 hypothesis_settings.register_profile("parceler", deadline=None)
 hypothesis_settings.load_profile("parceler")
+
+
+@pytest.fixture(autouse=True)
+def _own_local_stack_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Point `parceler local` state at a folder of this test's own, so no test ever runs on
+    (or stops) a stack a developer started with `parceler local up`."""
+    saved = os.environ.get("PARCELER_LOCAL_STATE_DIR")
+    os.environ["PARCELER_LOCAL_STATE_DIR"] = str(tmp_path_factory.mktemp("local-state"))
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("PARCELER_LOCAL_STATE_DIR", None)
+        else:
+            os.environ["PARCELER_LOCAL_STATE_DIR"] = saved

@@ -188,3 +188,7 @@ class ExecutionError(PermanentError):
 
 class RedriveError(InputError):
     """A redrive that cannot start: the job is still running, or was never planned."""
+
+
+class LocalStackError(PermanentError):
+    """The warm local stack (``parceler local up``) is already up, failed to start, or died."""

@@ -71,6 +71,49 @@ def test_wordcount_blocks_never_cut_a_word(
     assert outcome.value == {"total_words": expected.total(), "words": dict(expected)}
 
 
+# The tokenizer before the split-based one (issue 13): the definition of a word.
+_OLD_WORD = re.compile(r"\w+(?:['\u2019]\w+)*")
+# Word characters of many scripts, both apostrophes, ASCII and Unicode punctuation and
+# whitespace (no-break, em and ideographic spaces, \x1c), a combining accent (not \w),
+# U+FFFD (what undecodable bytes become), emoji, underscores, digits of other scripts.
+_VARIED = (
+    "aZ9_ '\u2019.,;:!?\"()-\t\n\r\x00\x1c\u00a0\u2003\u3000\u2014\u201c\u201d\u00e9\u0301"
+    "\u03a3\u03c2\u212a\u1e9e\u0416\u4e2d\u6587\u0661\u00bd\u2163\ufffd\U0001f600\u00df\u0130"
+)
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_wordcount_counts_what_the_old_regex_tokenizer_counted(
+    tmp_path: Path, seed: int, lowercase: bool
+) -> None:
+    rng = random.Random(seed)
+    # Text without Σ is lower-cased word by word, text with it whole: both are checked.
+    alphabet = _VARIED if seed % 2 else _VARIED.replace("\u03a3", "")
+    words = [
+        "don't",
+        "it\u2019s",
+        "'quoted'",
+        "a''b",
+        "rock'n'roll",
+        "x_1",
+        "caf\u00e9",
+        "\u0130stanbul",
+    ]
+    pieces = [
+        rng.choice(words)
+        if rng.random() < 0.3
+        else "".join(rng.choices(alphabet, k=rng.randint(1, 8)))
+        for _ in range(2000)
+    ]
+    text = "".join(pieces)
+    expected = Counter(_OLD_WORD.findall(text.lower() if lowercase else text))
+    files = _files(tmp_path, {"t.txt": text.encode()})
+    value = run_group(_builtin("wordcount", lowercase=lowercase), SUM, files, _ctx(tmp_path)).value
+    assert value == {"total_words": expected.total(), "words": dict(expected)}
+    assert expected.total() > 500  # the text is mostly words: a tokenizer finding none fails
+
+
 def test_wordcount_checks_the_deadline_before_each_file(tmp_path: Path) -> None:
     files = _files(tmp_path, {"a.txt": b"one", "b.txt": b"two"})
     late = GroupContext("job1", 0, 1, str(tmp_path / "out"), time.monotonic() - 1)

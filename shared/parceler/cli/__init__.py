@@ -80,6 +80,7 @@ def friendly_errors(command: F) -> F:
 def _register_commands() -> None:
     from parceler.cli import (
         cancel,
+        local,
         logs,
         plan,
         redrive,
@@ -90,7 +91,7 @@ def _register_commands() -> None:
         worker,
     )
 
-    for module in (plan, run, redrive, worker, status, report, logs, cancel, spec_schema):
+    for module in (plan, run, redrive, worker, status, report, logs, cancel, spec_schema, local):
         module.register(app)
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from parceler import storage
+from parceler import aws, storage
 from parceler.aws.ledger import Ledger
 from parceler.cli import err_console, friendly_errors
 from parceler.cli.options import CountRecordsOption, ExcludeOption, IncludeOption
@@ -24,6 +26,7 @@ from parceler.details import FailedGroup
 from parceler.errors import SpecError
 from parceler.execution import TERMINAL, JobResult, follow, start_job
 from parceler.ledger import JobItem
+from parceler.local import warm_stack
 from parceler.local.run_folder import RUNS_FOLDER, RunFolder
 from parceler.local.work_area import LocalWorkArea
 from parceler.preflight import check_job
@@ -260,6 +263,10 @@ def register(app: typer.Typer) -> None:
         the run folder (--output): result.json (a manifest, usable as the next run's
         source), value.json, outputs/, ledger.json and logs/.
         """
+        # A stack `parceler local up` started runs local jobs (its workers, its emulator).
+        warm = warm_stack.running_stack() if local else None
+        if warm is not None:
+            workers = warm.workers
         spec = spec_from_arguments(
             source_or_spec, processor=processor, shell=shell, options=option or [], per=per,
             reducer=reducer, target_size=target_size, target_records=target_records,
@@ -281,9 +288,15 @@ def register(app: typer.Typer) -> None:
         try:
             result = _run(spec, the_job_id, folder, workers=workers, quiet=as_json,
                           timeout=timeout, report=report, state_machine=state_machine,
-                          ledger_table=ledger_table)  # fmt: skip
+                          ledger_table=ledger_table, warm=warm)  # fmt: skip
         except KeyboardInterrupt:
-            if local:
+            if warm is not None:
+                err_console.print(
+                    f"parceler: stopped following job {the_job_id}; it keeps running on the "
+                    "local stack (`parceler local down` stops everything).",
+                    highlight=False,
+                )
+            elif local:
                 err_console.print(
                     f"parceler: job {the_job_id} abandoned (Ctrl-C): the local emulator and its "
                     "workers are stopped; nothing more will run.",
@@ -322,10 +335,27 @@ def _run(
     report: Path | None,
     state_machine: str | None,
     ledger_table: str | None,
+    warm: warm_stack.StackState | None = None,
 ) -> JobResult:
-    """Start and follow the job; for a local one, save its run folder before the emulator stops."""
+    """Start and follow the job; for a local one, save its run folder before the emulator stops.
+
+    With ``warm`` (a stack ``parceler local up`` started) the job runs there: no emulator
+    starts, and the job's sections of the stack's worker logs are copied to the run folder.
+    """
+    check: Callable[[], None] | None = None
     with ExitStack() as stack:
-        if folder is not None:
+        if folder is not None and warm is not None:
+            os.environ.update(warm.env())
+            aws.reset_clients()
+            machine, table = warm.state_machine_arn, warm.ledger_table
+            check = functools.partial(warm_stack.check_alive, warm)
+            if not quiet:
+                err_console.print(
+                    f"{job_id}: on the local stack at {warm.endpoint_url} "
+                    f"({warm.workers} worker(s))",
+                    highlight=False,
+                )
+        elif folder is not None:
             from parceler.local.session import LocalSession
 
             started = time.monotonic()
@@ -354,12 +384,15 @@ def _run(
         poll = LOCAL_POLL_SECONDS if folder is not None else DEPLOYED_POLL_SECONDS
         result = _follow_with_progress(
             arn, job_id, ledger, quiet=quiet, timeout=timeout, poll_seconds=poll,
-            enforce_quotas=folder is not None,
+            enforce_quotas=folder is not None, check=check,
         )  # fmt: skip
         if folder is not None:  # the emulator's buckets and table end with this block
             folder.save_ledger(table, job_id)
             folder.save_result(result.result_uri, result.value_uri)
-            work_area.save(session.stack, job_id)  # for later reuse and redrive
+            if warm is not None:
+                folder.save_logs_of(job_id, Path(warm.worker_log_dir))
+            else:
+                work_area.save(session.stack, job_id)  # for later reuse and redrive
         if report is not None:
             job = ledger.get_job(job_id)
             report.parent.mkdir(parents=True, exist_ok=True)
@@ -415,11 +448,13 @@ class _Seen:
 
 def _follow_with_progress(
     arn: str, job_id: str, ledger: Ledger, *, quiet: bool, timeout: float | None,
-    poll_seconds: float, enforce_quotas: bool = False,
+    poll_seconds: float, enforce_quotas: bool = False, check: Callable[[], None] | None = None,
 ) -> JobResult:  # fmt: skip
+    """Follow the job with a progress bar (or plain lines); ``check`` runs at every poll and
+    raises to stop following (the warm stack's liveness check)."""
     if not quiet and not err_console.is_terminal:
         return _follow_plain(arn, job_id, ledger, timeout=timeout, poll_seconds=poll_seconds,
-                             enforce_quotas=enforce_quotas)  # fmt: skip
+                             enforce_quotas=enforce_quotas, check=check)  # fmt: skip
     columns = (
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[failed]} failed"), TextColumn("{task.fields[rate]}"),
@@ -429,6 +464,8 @@ def _follow_with_progress(
         task = bar.add_task(f"{job_id}: planning", total=None, failed=0, rate="", eta="")
 
         def show(status: str, job: JobItem | None, elapsed: float) -> None:
+            if check is not None:
+                check()
             seen = _Seen.of(status, job, elapsed)
             if seen.n_groups is None:
                 bar.update(task, description=f"{job_id}: planning")
@@ -455,7 +492,7 @@ def _phase(seen: _Seen) -> str:
 
 def _follow_plain(
     arn: str, job_id: str, ledger: Ledger, *, timeout: float | None, poll_seconds: float,
-    enforce_quotas: bool = False,
+    enforce_quotas: bool = False, check: Callable[[], None] | None = None,
 ) -> JobResult:  # fmt: skip
     """Follow with one progress line every few seconds and a last one with the elapsed time."""
     last = [-PLAIN_PROGRESS_SECONDS]
@@ -470,6 +507,8 @@ def _follow_plain(
         return f"{job_id}: {_phase(seen)}: {groups}{seen.elapsed:.1f} s elapsed"
 
     def show(status: str, job: JobItem | None, elapsed: float) -> None:
+        if check is not None:
+            check()
         seen = _Seen.of(status, job, elapsed)
         if seen.status in TERMINAL:
             err_console.print(line(seen), highlight=False, soft_wrap=True)

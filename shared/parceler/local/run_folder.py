@@ -140,24 +140,55 @@ class RunFolder:
                 details["value_uri"] = str(self.value)
             write_manifest(manifest.table, str(self.result_summary), details=details)
 
-    def group_logs(self, index: int | None = None) -> Iterator[GroupLog]:
-        """Each attempt's log section (of group ``index``, or of every group)."""
-        for log_file in sorted(self.logs.glob("worker-*.log")):
+    def save_logs_of(self, job_id: str, worker_log_dir: Path) -> None:
+        """Copy ``job_id``'s sections of a shared stack's worker logs (``parceler local up``:
+        its workers serve every job) into ``logs/``, one file per worker log, markers kept."""
+        self.logs.mkdir(parents=True, exist_ok=True)
+        for log_file in sorted(worker_log_dir.glob("worker-*.log")):
+            kept: list[str] = []
             section: list[str] | None = None
             for line in log_file.read_text(encoding="utf-8", errors="replace").splitlines():
                 if _START.match(line):
-                    section = []
+                    section = [line]
                     continue
                 end = _END.match(line)
-                if end is not None:
-                    group = int(end.group(1)) if end.group(1).isdigit() else None
-                    wanted = group is not None and index in (None, group)
-                    if section is not None and group is not None and wanted:
-                        yield GroupLog(group, end.group(2), end.group(4), log_file.name, section)
+                if end is not None and section is not None:
+                    if end.group(3) == job_id:
+                        kept.extend([*section, line])
                     section = None
                     continue
                 if section is not None:
                     section.append(line)
+            if kept:
+                (self.logs / log_file.name).write_text("\n".join(kept) + "\n", encoding="utf-8")
+
+    def group_logs(self, index: int | None = None) -> Iterator[GroupLog]:
+        """Each attempt's log section (of group ``index``, or of every group)."""
+        return log_sections(self.logs, index)
+
+
+def log_sections(
+    log_dir: Path, index: int | None = None, job_id: str | None = None
+) -> Iterator[GroupLog]:
+    """Each attempt's section of the ``worker-*.log`` files in ``log_dir``: of group
+    ``index`` (or every group), of job ``job_id`` (or every job: a run folder holds one)."""
+    for log_file in sorted(log_dir.glob("worker-*.log")):
+        section: list[str] | None = None
+        for line in log_file.read_text(encoding="utf-8", errors="replace").splitlines():
+            if _START.match(line):
+                section = []
+                continue
+            end = _END.match(line)
+            if end is not None:
+                group = int(end.group(1)) if end.group(1).isdigit() else None
+                wanted = group is not None and index in (None, group)
+                wanted = wanted and job_id in (None, end.group(3))
+                if section is not None and group is not None and wanted:
+                    yield GroupLog(group, end.group(2), end.group(4), log_file.name, section)
+                section = None
+                continue
+            if section is not None:
+                section.append(line)
 
 
 def _json_default(value: Any) -> Any:

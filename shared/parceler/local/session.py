@@ -68,6 +68,7 @@ class LocalSession:
         max_receive_count: deliveries before a message moves to its DLQ.
         log_dir: where worker processes write their logs (default: a temporary folder,
             removed on exit).
+        port: the emulator's loopback port (default 0: a free one).
     """
 
     def __init__(
@@ -77,6 +78,7 @@ class LocalSession:
         visibility_seconds: int = 30,
         max_receive_count: int = 3,
         log_dir: Path | None = None,
+        port: int = 0,
     ) -> None:
         if workers < 1:
             raise ValueError("a local session needs at least one worker")
@@ -87,7 +89,7 @@ class LocalSession:
         self._temporary_log_dir = log_dir is None
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="parceler-local-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.aws = LocalAws()
+        self.aws = LocalAws(port=port)
         self._stack: LocalStack | None = None
         self._workers: list[subprocess.Popen[bytes] | ForkedWorker] = []
         self._preforked: list[ForkedWorker] = []

@@ -3,7 +3,10 @@
 A word is a run of letters, digits and underscores, with inner apostrophes kept
 (``don't``), lower-cased unless ``lowercase`` is false. Text is decoded as UTF-8 (invalid
 bytes become U+FFFD) about a million characters at a time, each block ending on a line
-break, so memory is the vocabulary plus one block, not the file.
+break, so memory is the vocabulary plus one block, not the file. Blocks are split into
+candidates at whitespace and ASCII punctuation and counted; the distinct candidates are
+lower-cased and cut into words once per group (:func:`settle`), the same words the regex
+``_WORD`` finds in the lower-cased text.
 
 Group value: ``{"total_words": N, "words": {word: count, ...}}`` (one counter for all the
 group's files) — ``sum`` merges groups exactly. ``top`` (default None: keep all) trims a
@@ -24,7 +27,14 @@ from parceler.processors.builtins.options import bad_option, reject_unknown
 from parceler.processors.context import FileRef, GroupContext
 
 NAME = "wordcount"
+_SIGMA = "\u03a3"  # the one character whose lower case depends on its context (Final_Sigma)
 _WORD = re.compile(r"\w+(?:['\u2019]\w+)*")  # inner ASCII or typographic apostrophe
+# ASCII bytes that are neither word characters nor the apostrophe become spaces; every
+# other byte (the apostrophe, word characters, UTF-8's non-ASCII bytes) stays.
+_WORD_OR_APOSTROPHE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_'")
+_ASCII_SEPARATORS_TO_SPACE = bytes(
+    byte if byte in _WORD_OR_APOSTROPHE or byte >= 0x80 else 0x20 for byte in range(256)
+)
 # Characters per findall: one call per block instead of per line is ~30% faster on 100 KB
 # files (bench/results/wordcount.md), and memory stays bounded on huge files.
 _BLOCK_CHARS = 1 << 20
@@ -66,8 +76,47 @@ def count_words(
             text = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
             while block := text.read(_BLOCK_CHARS):
                 block += text.readline()  # end on a line break: no word is cut in two
-                counts.update(_WORD.findall(block.lower() if options.lowercase else block))
-    return {"total_words": counts.total(), "words": dict(counts)}
+                if options.lowercase and _SIGMA in block:
+                    block = block.lower()  # Σ's lower case depends on its neighbours
+                counts.update(candidates(block))
+    words = settle(counts, lowercase=options.lowercase)
+    return {"total_words": words.total(), "words": dict(words)}
+
+
+def candidates(text: str) -> list[str]:
+    """Split ``text`` into candidate words: runs of anything but whitespace and ASCII
+    punctuation (one C-speed ``translate`` and ``split``; ~2x faster than the regex).
+
+    Every word the regex :data:`_WORD` finds in ``text`` lies inside one candidate, and a
+    candidate holds exactly the words the regex finds in it: a match never includes
+    whitespace or ASCII punctuation (neither is ``\\w`` nor an apostrophe), so cutting the
+    text there changes no match. :func:`settle` turns counted candidates into words.
+    """
+    return text.encode("utf-8").translate(_ASCII_SEPARATORS_TO_SPACE).decode("utf-8").split()
+
+
+def settle(candidate_counts: Counter[str], *, lowercase: bool) -> Counter[str]:
+    """The words of counted candidates: ``Counter(_WORD.findall(text.lower()))`` of the text
+    they came from (without ``.lower()`` unless ``lowercase``). O(distinct candidates).
+
+    Each candidate is lower-cased here, once per distinct key, instead of the whole text:
+    lower-casing maps no character to whitespace or ASCII punctuation, so the candidates'
+    boundaries are the same, and it is per character except for Greek capital sigma
+    (final or not by its neighbours), so text holding Σ is lower-cased whole before it is
+    split (``count_words``); lowering is idempotent. ``str.isalnum`` is exactly ``\\w``
+    without ``_`` (both are Unicode alphabetic or numeric), so an alphanumeric key is one
+    whole word; the rest (apostrophes, ``_``, non-ASCII punctuation or spaces, combining
+    marks: a few keys per vocabulary, not per word) go through the regex.
+    """
+    words: Counter[str] = Counter()
+    for candidate, n in candidate_counts.items():
+        key = candidate.lower() if lowercase else candidate
+        if key.isalnum():
+            words[key] += n
+        else:
+            for word in _WORD.findall(key):
+                words[word] += n
+    return words
 
 
 def finish_group(value: Any, options: WordcountOptions) -> Any:
