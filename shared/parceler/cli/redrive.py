@@ -13,6 +13,7 @@ from rich.console import Console
 
 from parceler.aws.ledger import Ledger
 from parceler.cli import err_console, friendly_errors
+from parceler.cli.options import JsonOption, LedgerTableOption, StateMachineOption, TimeoutOption
 from parceler.cli.run import (
     DEPLOYED_POLL_SECONDS,
     LOCAL_POLL_SECONDS,
@@ -49,23 +50,10 @@ def register(app: typer.Typer) -> None:
                 help=f"--local: the saved work area; default ./{RUNS_FOLDER}/{WORK_AREA_FOLDER}"
             ),
         ] = None,
-        state_machine: Annotated[
-            str | None,
-            typer.Option(
-                help="deployed: the job state machine ARN (default $PARCELER_STATE_MACHINE_ARN)"
-            ),
-        ] = None,
-        ledger_table: Annotated[
-            str | None,
-            typer.Option(help="deployed: the ledger table (default $PARCELER_LEDGER_TABLE)"),
-        ] = None,
-        timeout: Annotated[
-            float | None, typer.Option(help="give up following after SECONDS")
-        ] = None,
-        as_json: Annotated[
-            bool,
-            typer.Option("--json", metavar="", help="print one JSON object (the result document)"),
-        ] = False,
+        state_machine: StateMachineOption = None,
+        ledger_table: LedgerTableOption = None,
+        timeout: TimeoutOption = None,
+        as_json: JsonOption = False,
     ) -> None:
         """Re-run the groups of finished job JOB that failed (or never finished), with new
         attempts, then aggregate every committed result again. Succeeded groups are not

@@ -21,7 +21,15 @@ from rich.table import Table
 from parceler import aws, storage
 from parceler.aws.ledger import Ledger
 from parceler.cli import err_console, friendly_errors
-from parceler.cli.options import CountRecordsOption, ExcludeOption, IncludeOption
+from parceler.cli.options import (
+    CountRecordsOption,
+    ExcludeOption,
+    IncludeOption,
+    JsonOption,
+    LedgerTableOption,
+    StateMachineOption,
+    TimeoutOption,
+)
 from parceler.details import FailedGroup
 from parceler.errors import SpecError
 from parceler.execution import TERMINAL, JobResult, follow, start_job
@@ -223,26 +231,13 @@ def register(app: typer.Typer) -> None:
                 f"default ./{RUNS_FOLDER}/JOB_ID"
             ),
         ] = None,
-        state_machine: Annotated[
-            str | None,
-            typer.Option(
-                help="deployed: the job state machine ARN (default $PARCELER_STATE_MACHINE_ARN)"
-            ),
-        ] = None,
-        ledger_table: Annotated[
-            str | None,
-            typer.Option(help="deployed: the ledger table (default $PARCELER_LEDGER_TABLE)"),
-        ] = None,
+        state_machine: StateMachineOption = None,
+        ledger_table: LedgerTableOption = None,
         report: Annotated[
             Path | None, typer.Option(help="write the job's HTML report here at the end")
         ] = None,
-        timeout: Annotated[
-            float | None, typer.Option(help="give up following after SECONDS")
-        ] = None,
-        as_json: Annotated[
-            bool,
-            typer.Option("--json", metavar="", help="print one JSON object (the result document)"),
-        ] = False,
+        timeout: TimeoutOption = None,
+        as_json: JsonOption = False,
         save_result: Annotated[
             Path | None,
             typer.Option(help="also write the result document (what --json prints) to this file"),
