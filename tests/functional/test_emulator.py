@@ -36,6 +36,8 @@ _RECEIVER = (
 sqs = boto3.client("sqs", config=NO_RETRY)
 seen, empty = [], 0
 print("ready", flush=True)
+if args.get("gate"):
+    sys.stdin.readline()  # start together: a receiver started first must not drain the queue
 while empty < args["empty_polls"] and len(seen) < args.get("stop_after", 10**9):
     got = sqs.receive_message(
         QueueUrl=args["queue_url"], MaxNumberOfMessages=10, WaitTimeSeconds=args["wait"]
@@ -97,6 +99,7 @@ def _spawn(local: LocalAws, script: str, args: dict[str, Any]) -> subprocess.Pop
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(script), json.dumps(args)],
         env={**os.environ, **local.env()},
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -114,8 +117,8 @@ def test_two_receivers_never_share_a_message_inside_its_visibility_window(fresh:
     sqs = boto3.client("sqs")
     # Visibility far longer than the test: a second delivery is a race, not a redelivery.
     url = sqs.create_queue(QueueName="work", Attributes={"VisibilityTimeout": "600"})["QueueUrl"]
-    # Few messages: moto's receive cost grows with the number in flight (quadratic overall).
-    bodies = [f"m-{b}-{j}" for b in range(8) for j in range(10)]
+    # 200 messages: enough for three receivers started together to each get some.
+    bodies = [f"m-{b}-{j}" for b in range(20) for j in range(10)]
     for start in range(0, len(bodies), 10):
         sqs.send_message_batch(
             QueueUrl=url,
@@ -124,8 +127,14 @@ def test_two_receivers_never_share_a_message_inside_its_visibility_window(fresh:
                 for i, body in enumerate(bodies[start : start + 10])
             ],
         )
-    args = {"queue_url": url, "wait": 0, "empty_polls": 3, "delete": False}
+    args = {"queue_url": url, "wait": 0, "empty_polls": 3, "delete": False, "gate": True}
     receivers = [_spawn(fresh, _RECEIVER, args) for _ in range(3)]
+    for process in receivers:
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+    for process in receivers:
+        assert process.stdin is not None
+        process.stdin.write("go\n")
+        process.stdin.flush()
     seen = [_collect(p) for p in receivers]
 
     everything = [body for got in seen for body in got]
