@@ -202,13 +202,7 @@ def partition(
             ``groups * max_files`` is fewer than the files.
         SourceError: the table lacks a data-file column or has a negative size/n_record.
     """
-    size, n_record, uri, etag = _columns(table)
-    if limits.target_records is not None and n_record is None:
-        raise SpecError(
-            "partitioning by target_records, but some files have no n_record.",
-            "count records first (count_records: true / --count-records), "
-            "or partition by target_size.",
-        )
+    size, n_record, uri, etag = _checked_columns(table, limits)
     n = len(size)
     if n > super_group_rows and limits.groups is None and _is_target_mode(limits):
         group_of, oversized_mask = _plan_hierarchical(
@@ -265,13 +259,7 @@ def stable_partition(table: pa.Table, limits: Limits) -> Partition:
     """
     if limits.groups is not None:
         return partition(table, limits)
-    size, n_record, uri, etag = _columns(table)
-    if limits.target_records is not None and n_record is None:
-        raise SpecError(
-            "partitioning by target_records, but some files have no n_record.",
-            "count records first (count_records: true / --count-records), "
-            "or partition by target_size.",
-        )
+    size, n_record, uri, etag = _checked_columns(table, limits)
     n = len(size)
     over = _oversized_mask(size, n_record, limits)
     group_of = np.zeros(n, dtype=np.int64)
@@ -414,6 +402,20 @@ def super_group_of(uri: pa.Array | pa.ChunkedArray, n_super: int) -> IntArray:
 
 def _is_target_mode(limits: Limits) -> bool:
     return limits.target_size is not None or limits.target_records is not None
+
+
+def _checked_columns(
+    table: pa.Table, limits: Limits
+) -> tuple[IntArray, IntArray | None, pa.ChunkedArray, pa.ChunkedArray | None]:
+    """:func:`_columns`, refusing ``target_records`` when some file has no ``n_record``."""
+    size, n_record, uri, etag = _columns(table)
+    if limits.target_records is not None and n_record is None:
+        raise SpecError(
+            "partitioning by target_records, but some files have no n_record.",
+            "count records first (count_records: true / --count-records), "
+            "or partition by target_size.",
+        )
+    return size, n_record, uri, etag
 
 
 def _columns(
