@@ -344,7 +344,8 @@ def test_count_is_within_0_2_percent_of_the_bound_on_lognormal_sizes(n: int, see
     assert bound == len(result.oversized) + math.ceil(
         int(sizes[sizes <= 1_000_000_000].sum()) / 1_000_000_000
     )
-    assert result.n_groups <= bound * 1.002
+    # 0.2 % of the bound, and at least one group: at ~300 groups 0.2 % is less than one.
+    assert result.n_groups <= max(bound * 1.002, bound + 1)
     regular = np.setdiff1d(np.arange(result.n_groups), result.group_of[result.oversized])
     # No slivers: the smallest regular group is more than half full.
     assert result.size[regular].min() > 500_000_000
