@@ -1,6 +1,7 @@
 """Planner Lambda: ``plan`` (spec → plan, counts and URIs), ``write_slice`` (one slice's
-group manifests, ledger items and messages; or a redrive slice's messages) or ``redrive``
-(reset a finished job's unfinished groups)."""
+group manifests, ledger items and messages; or a redrive slice's messages), ``redrive``
+(reset a finished job's unfinished groups), ``start_pipeline`` and ``next_stage`` (a
+pipeline's stages, :mod:`parceler.pipeline`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from parceler.errors import SpecError
-from parceler.planner import plan, redrive, write_slice
+from parceler.planner import next_stage, plan, redrive, start_pipeline, write_slice
 from parceler.settings import PlannerSettings
 from parceler.spec import parse_spec
 
@@ -22,22 +23,30 @@ def settings() -> PlannerSettings:
 
 
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if not isinstance(event, dict) or "job_id" not in event:
+    if not isinstance(event, dict):
+        raise SpecError("the planner needs an event {'action': ..., 'job_id': ..., ...}.")
+    action = event.get("action", "plan")
+    if action == "start_pipeline" and "spec" in event and "execution" in event:
+        return start_pipeline(event["spec"], str(event["execution"]), settings())
+    if action == "next_stage" and "pipeline" in event:
+        return next_stage(event["pipeline"], settings())
+    if "job_id" not in event:
         raise SpecError("the planner needs an event {'action': ..., 'job_id': ..., ...}.")
     job_id = str(event["job_id"])  # the execution name: the state machine keys the ledger by it
-    action = event.get("action", "plan")
     if action == "write_slice" and "slice" in event:
         number = int(event.get("redrive") or 0)
         n = write_slice(job_id, int(event["slice"]), settings(), redrive=number)
         return {"job_id": job_id, "slice": int(event["slice"]), "n_groups": n}
     if action == "redrive" and "execution" in event:
-        return redrive(job_id, str(event["execution"]), settings()).to_json()
+        return {**redrive(job_id, str(event["execution"]), settings()).to_json(), "pipeline": None}
     if action != "plan" or "spec" not in event:
         raise SpecError(
             f"planner action {action!r} with keys {sorted(event)} is not understood.",
             "the state machine sends {'action': 'plan', 'job_id', 'spec'}, "
             "{'action': 'write_slice', 'job_id', 'slice', 'redrive'} or "
-            "{'action': 'redrive', 'job_id', 'execution'}.",
+            "{'action': 'redrive', 'job_id', 'execution'}, "
+            "{'action': 'start_pipeline', 'execution', 'spec'} or "
+            "{'action': 'next_stage', 'pipeline'}.",
         )
     spec = parse_spec(event["spec"])
     if spec.job_id is not None and spec.job_id != job_id:
@@ -45,4 +54,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             f"the spec's job_id {spec.job_id!r} differs from the execution name {job_id!r}.",
             "name the execution after the job_id, or leave job_id out of the spec.",
         )
-    return plan(spec, job_id, settings()).to_json()
+    # A pipeline's stage carries the pipeline's state through the job path (None: a job).
+    return {**plan(spec, job_id, settings()).to_json(), "pipeline": event.get("pipeline")}

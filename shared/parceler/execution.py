@@ -23,7 +23,7 @@ from parceler.errors import ExecutionError, JobNotFoundError
 from parceler.ledger import JobItem
 from parceler.manifest import read_summary
 from parceler.quotas import ExecutionMeasure
-from parceler.spec import JobSpec
+from parceler.spec import JobSpec, PipelineSpec, StageSpec
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 # A reducer value up to this size is printed and returned inline; larger ones by URI only.
@@ -161,7 +161,7 @@ def follow(
             on_progress(status, job, time.monotonic() - started)
         if status in TERMINAL:
             measure = _measure(execution_arn, enforce=enforce_quotas)
-            result = _result(job_id, execution_arn, described, job, time.monotonic() - started)
+            result = job_result(job_id, execution_arn, described, job, time.monotonic() - started)
             return dataclasses.replace(result, state_machine=measure)
         if timeout_seconds is not None and time.monotonic() - started > timeout_seconds:
             raise ExecutionError(
@@ -189,7 +189,7 @@ def _job_or_none(ledger: Ledger, job_id: str) -> JobItem | None:
         return None
 
 
-def _result(
+def job_result(
     job_id: str, execution_arn: str, described: Any, job: JobItem | None, seconds: float
 ) -> JobResult:
     """Counts come from the ledger; failed groups from the result manifest's details (the
@@ -218,6 +218,155 @@ def _result(
         failed_groups=list(details.failed_groups) if details else [],
         groups_skipped=job.n_skipped if job else (details.groups_skipped if details else 0),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class StageResult:
+    """One stage of a pipeline: its job's result (None: it never started)."""
+
+    name: str
+    kind: str
+    job_id: str
+    job: JobResult | None
+    partition_sizes: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        document: dict[str, Any] = {"name": self.name, "kind": self.kind}
+        if self.job is None:
+            document.update(job_id=self.job_id, status="NOT_STARTED")
+        else:
+            document.update(self.job.to_json())
+        if self.partition_sizes is not None:
+            document["partition_sizes"] = self.partition_sizes
+        return document
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineResult:
+    """How a pipeline ended (``parceler run pipeline.json --json`` prints :meth:`to_json`)."""
+
+    pipeline_id: str
+    status: str
+    execution_arn: str
+    stages: list[StageResult]
+    error: str | None
+    cause: str | None
+    seconds: float
+    state_machine: ExecutionMeasure | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "SUCCEEDED"
+
+    @property
+    def last(self) -> JobResult | None:
+        """The last stage's result (the pipeline's result manifest and value)."""
+        return self.stages[-1].job if self.stages else None
+
+    def to_json(self) -> dict[str, Any]:
+        last = self.last
+        return {
+            "status": self.status,
+            "pipeline_id": self.pipeline_id,
+            "execution_arn": self.execution_arn,
+            "stages": [stage.to_json() for stage in self.stages],
+            "result": last.result if last else None,
+            "result_uri": last.result_uri if last else None,
+            "value_uri": last.value_uri if last else None,
+            "error": self.error,
+            "cause": self.cause,
+            "seconds": round(self.seconds, 3),
+            "state_machine": self.state_machine.summary() if self.state_machine else None,
+        }
+
+
+def start_pipeline(spec: PipelineSpec, pipeline_id: str, state_machine_arn: str) -> str:
+    """Start the execution named ``pipeline_id`` with the pipeline spec as its input.
+
+    Raises:
+        ExecutionError, RetryableError: as for :func:`start_job`.
+    """
+    document = spec.model_dump(mode="json", exclude_none=True)
+    try:
+        response = aws.client("stepfunctions").start_execution(
+            stateMachineArn=state_machine_arn, name=pipeline_id, input=json.dumps(document)
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise_mapped(
+            exc, "stepfunctions", "StartExecution", f"{pipeline_id!r} in {state_machine_arn}"
+        )
+    return str(response["executionArn"])
+
+
+def follow_pipeline(
+    execution_arn: str,
+    pipeline_id: str,
+    spec: PipelineSpec,
+    ledger: Ledger,
+    *,
+    on_progress: Callable[[str, StageSpec | None, JobItem | None, float], None] | None = None,
+    poll_seconds: float = 0.5,
+    timeout_seconds: float | None = None,
+    enforce_quotas: bool = False,
+) -> PipelineResult:
+    """:func:`follow` for a pipeline: ``on_progress`` gets the stage running (the last one
+    whose job exists) and its job item."""
+    from parceler.pipeline import stage_job_id
+
+    sfn = aws.client("stepfunctions")
+    stages = spec.order()
+    started = time.monotonic()
+    while True:
+        try:
+            described = sfn.describe_execution(executionArn=execution_arn)
+        except (ClientError, BotoCoreError) as exc:
+            raise_mapped(exc, "stepfunctions", "DescribeExecution", execution_arn)
+        status = str(described["status"])
+        jobs = {s.name: _job_or_none(ledger, stage_job_id(pipeline_id, s.name)) for s in stages}
+        if on_progress is not None:
+            running = [s for s in stages if jobs[s.name] is not None]
+            current = running[-1] if running else None
+            job = jobs[current.name] if current else None
+            on_progress(status, current, job, time.monotonic() - started)
+        if status in TERMINAL:
+            break
+        if timeout_seconds is not None and time.monotonic() - started > timeout_seconds:
+            raise ExecutionError(
+                f"pipeline {pipeline_id!r} still {status} after {timeout_seconds:.0f} s.",
+                "follow its stages with `parceler status`, or raise the timeout.",
+            )
+        time.sleep(poll_seconds)
+    seconds = time.monotonic() - started
+    output = json.loads(described.get("output") or "null")
+    sizes = {}
+    if isinstance(output, dict):
+        sizes = {s.get("name"): s.get("partition_sizes") for s in output.get("stages", [])}
+    results = []
+    for stage in stages:
+        job_id = stage_job_id(pipeline_id, stage.name)
+        job = jobs[stage.name]
+        # A stage that ran has its own execution status: its job's (the pipeline's for
+        # the stage that ended it).
+        staged = None
+        if job is not None:
+            ended = {**described, "status": _stage_status(job, described)}
+            staged = job_result(job_id, execution_arn, ended, job, seconds)
+        results.append(StageResult(stage.name, stage.kind, job_id, staged, sizes.get(stage.name)))
+    error, cause = _task_error(described.get("error"), described.get("cause"))
+    return PipelineResult(
+        pipeline_id=pipeline_id,
+        status=status,
+        execution_arn=execution_arn,
+        stages=results,
+        error=error,
+        cause=cause,
+        seconds=seconds,
+        state_machine=_measure(execution_arn, enforce=enforce_quotas),
+    )
+
+
+def _stage_status(job: JobItem, described: Any) -> str:
+    return job.status if job.status in TERMINAL else str(described["status"])
 
 
 def _task_error(error: str | None, cause: str | None) -> tuple[str | None, str | None]:

@@ -53,7 +53,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from parceler import spec_store, storage
+from parceler import pipeline, shuffle, spec_store, storage
 from parceler.aws import queue
 from parceler.aws.ledger import Ledger
 from parceler.details import GroupDetails
@@ -69,7 +69,7 @@ from parceler.manifest import conform, read_summary, write_manifest, write_manif
 from parceler.messages import GroupMessage, encode
 from parceler.models import DATA_FILE_SCHEMA, ManifestSummary
 from parceler.partition import Limits
-from parceler.planning import plan_files
+from parceler.planning import plan_by_key, plan_files
 from parceler.processors import check_processor, reducer_of
 from parceler.settings import PlannerSettings
 from parceler.sources import load_source
@@ -184,15 +184,29 @@ def _plan(spec: JobSpec, job: JobItem, settings: PlannerSettings, ledger: Ledger
     """Step 1: store the spec, list, pack, write the master manifest and the slices, record
     the plan."""
     job_id = job.job_id
-    check_processor(spec.processor, reducer_of(spec))  # a spec that cannot run sends nothing
+    check_processor(
+        spec.processor, reducer_of(spec), spec.kind
+    )  # a spec that cannot run sends nothing
     area = JobArea(settings.work_bucket, job_id)
     spec_store.write_spec(area, spec)  # before anything that refers to it
     table = load_source(
         spec.source, include=spec.include, exclude=spec.exclude, count_records=spec.count_records
     )
-    # Incremental jobs plan stable groups: a few new files must not reshuffle every group.
-    packed = plan_files(table, limits_of(spec), stable=spec.incremental)
-    master = write_manifest(packed.table, area.manifest, details=_details(spec, job))
+    details = _details(spec, job)
+    if spec.kind == "map_from_n":  # a group per partition of the map_to_n stage's shuffle
+        shuffled = shuffle.pieces(table, f"source {spec.source}")
+        packed = plan_by_key(shuffled.table, shuffled.partition)
+        sizes = shuffle.partition_sizes(shuffled.sizes())
+        details = {**details, "partition_sizes": sizes.to_json()}
+        if sizes.skewed:
+            log.warning(
+                "job %s: partitions %s hold over %dx the median partition (%d bytes)",
+                job_id, sizes.skewed, shuffle.SKEW_FACTOR, sizes.median,
+            )  # fmt: skip
+    else:
+        # Incremental jobs plan stable groups: a few new files must not reshuffle every group.
+        packed = plan_files(table, limits_of(spec), stable=spec.incremental)
+    master = write_manifest(packed.table, area.manifest, details=details)
     grouped = conform(packed.by_group(), f"plan of job {job_id}")
     group_of = np.repeat(np.arange(packed.n_groups, dtype=np.int32), np.diff(packed.offsets))
     n_slices = math.ceil(packed.n_groups / SLICE_GROUPS)
@@ -501,3 +515,15 @@ def _result(job: JobItem, settings: PlannerSettings) -> PlanResult:
         slices_uri=JobArea(settings.work_bucket, job.job_id).plan_slices,
         recheck_seconds=int(job.recheck_seconds or MAX_RECHECK_SECONDS),
     )
+
+
+def start_pipeline(
+    document: dict[str, Any], execution: str, settings: PlannerSettings
+) -> dict[str, Any]:
+    """The ``StartPipeline`` state: :func:`parceler.pipeline.start`."""
+    return pipeline.start(document, execution, settings.work_bucket, _ledger(settings))
+
+
+def next_stage(state: dict[str, Any], settings: PlannerSettings) -> dict[str, Any]:
+    """The ``NextStage`` state: :func:`parceler.pipeline.next_stage`."""
+    return pipeline.next_stage(state, settings.work_bucket, _ledger(settings))

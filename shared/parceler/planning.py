@@ -96,6 +96,39 @@ def plan_files(table: pa.Table, limits: Limits, *, stable: bool = False) -> Plan
     return Plan(table=table, limits=limits, partition=part, order=order, offsets=offsets)
 
 
+def plan_by_key(table: pa.Table, keys: np.ndarray) -> Plan:
+    """One group per distinct key of ``keys`` (one per row of ``table``), groups in key
+    order, rows within a group in fingerprint order: a ``map_from_n`` job's plan (a group
+    per partition, whatever its size).
+
+    Raises:
+        ValueError: ``keys`` and ``table`` differ in length, or the table is empty.
+    """
+    if len(keys) != table.num_rows or table.num_rows == 0:
+        raise ValueError(f"plan_by_key: {len(keys)} keys for {table.num_rows} rows")
+    distinct, inverse = np.unique(keys, return_inverse=True)
+    group_of = inverse.astype(np.int64)
+    n_groups = len(distinct)
+    sizes = table.column("size").to_numpy()
+    records = table.column("n_record")
+    part = Partition(
+        group_of=group_of,
+        n_groups=n_groups,
+        oversized=np.empty(0, np.int64),
+        n_files=np.bincount(group_of, minlength=n_groups).astype(np.int64),
+        size=np.bincount(group_of, weights=sizes, minlength=n_groups).astype(np.int64),
+        n_record=(
+            None
+            if records.null_count
+            else np.bincount(group_of, weights=records.to_numpy(), minlength=n_groups).astype(
+                np.int64
+            )
+        ),
+    )
+    order, offsets = part.rows_by_group(canonical_order(table))
+    return Plan(table, Limits(groups=n_groups), part, order, offsets)
+
+
 @dataclass(frozen=True, slots=True)
 class PlanSummaryStats:
     """What ``parceler plan`` prints: totals, fill, oversized files, the lower bound."""

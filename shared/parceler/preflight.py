@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from parceler import storage
-from parceler.errors import SpecError
-from parceler.spec import JobSpec
+from parceler.errors import InputError, SpecError
+from parceler.spec import JobSpec, PipelineSpec
 
 # Bytes read from the first file to find a CSV header: a header longer than this is odd.
 _HEADER_BYTES = 64 * 1024
@@ -47,7 +47,7 @@ def check_job(spec: JobSpec, *, import_from: Path | None = None, import_code: bo
         return
     with _on_path(import_from):
         try:
-            check_processor(spec.processor, spec.reducer)
+            check_processor(spec.processor, spec.reducer, spec.kind)
         except SpecError as exc:
             problem = _without_traceback(exc.problem) + _did_you_mean_function(spec)
             raise SpecError(problem, exc.fix) from None
@@ -55,6 +55,27 @@ def check_job(spec: JobSpec, *, import_from: Path | None = None, import_code: bo
     processor = spec.processor
     if first is not None and processor.kind == "builtin" and processor.name == "csv-groupby":
         _check_csv_column(spec, first)
+
+
+def check_pipeline(
+    pipeline: PipelineSpec, *, import_from: Path | None = None, import_code: bool = True
+) -> None:
+    """:func:`check_job` for every stage of ``pipeline``: the processors of all, the sources
+    of those that read a source (not an earlier stage's result).
+
+    Raises:
+        SpecError, SourceError, EmptySourceError: as for :func:`check_job`, naming the stage.
+    """
+    inputs = pipeline.inputs()
+    for stage in pipeline.order():
+        reads_stage = inputs[stage.name] is not None
+        source = stage.source or pipeline.source
+        # A stage fed by another has no source yet: a placeholder that lists nothing.
+        job = stage.job_spec("s3://placeholder/" if reads_stage else str(source), stage.name)
+        try:
+            check_job(job, import_from=import_from, import_code=import_code)
+        except InputError as exc:
+            raise type(exc)(f"stage {stage.name!r}: {exc.problem}", exc.fix) from None
 
 
 def _check_builtin_names(spec: JobSpec) -> None:

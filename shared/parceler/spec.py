@@ -158,14 +158,24 @@ class Routing(_Spec):
     _parse_size = field_validator("throughput_bytes_per_second", mode="before")(_size)
 
 
-class JobSpec(_Spec):
-    """One job: source → partitioning → processor → reducer → output."""
+StageKind = Literal["map", "map_to_n", "map_from_n"]
+MAX_PARTITIONS = 10_000  # parceler.shuffle.MAX_PARTITIONS (this module stays free of numpy)
 
-    schema_version: Literal[1] = 1  # SPEC_SCHEMA_VERSION
-    job_id: str | None = Field(default=None, description="default: the execution name")
-    source: str = Field(
-        min_length=1,
-        description="s3:// prefix, inventory manifest.json, listing, folder, or manifest summary",
+
+class _JobBody(_Spec):
+    """What a job and a pipeline stage share: everything but the job id and the source."""
+
+    kind: StageKind = Field(
+        default="map",
+        description=(
+            "map: each group's files are processed (outputs 1:1, values reduced); map_to_n: "
+            "the processor routes pieces to partition keys (ctx.emit; a shell command prints "
+            "the names of the files it wrote), one shuffle object per attempt; map_from_n: "
+            "the source is a map_to_n result, one group per partition gets its pieces"
+        ),
+    )
+    partitions: int | None = Field(
+        default=None, ge=1, le=MAX_PARTITIONS, description="map_to_n: how many partitions"
     )
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
@@ -205,12 +215,154 @@ class JobSpec(_Spec):
             raise ValueError("an empty output; leave it out to use the work area")
         return value
 
+    @model_validator(mode="after")
+    def _kind_fits(self) -> Self:
+        if self.kind == "map_to_n" and self.partitions is None:
+            raise ValueError("a map_to_n job needs 'partitions' (how many partitions)")
+        if self.kind != "map_to_n" and self.partitions is not None:
+            raise ValueError(f"'partitions' is for map_to_n jobs; this one is {self.kind!r}")
+        if self.kind != "map" and self.processor.kind == "builtin":
+            raise ValueError(
+                f"a {self.kind} job runs a 'python' or 'shell' processor; built-ins are maps"
+            )
+        return self
+
+
+class JobSpec(_JobBody):
+    """One job: source → partitioning → processor → reducer → output."""
+
+    schema_version: Literal[1] = 1  # SPEC_SCHEMA_VERSION
+    job_id: str | None = Field(default=None, description="default: the execution name")
+    source: str = Field(
+        min_length=1,
+        description="s3:// prefix, inventory manifest.json, listing, folder, or manifest summary",
+    )
+
     @field_validator("job_id")
     @classmethod
     def _job_id_shape(cls, value: str | None) -> str | None:
         if value is not None and not _JOB_ID.match(value):
             raise ValueError("job_id must be 1-80 characters of letters, digits, '-' or '_'")
         return value
+
+
+MAX_STAGES = 20
+"""Stages per pipeline: each adds ~40 history events to the one execution (docs/quotas.md)."""
+_STAGE_NAME = r"^[A-Za-z0-9_]{1,32}$"
+
+
+class StageSpec(_JobBody):
+    """One stage of a pipeline: a job whose source defaults to an earlier stage's result."""
+
+    name: str = Field(pattern=_STAGE_NAME, description="the stage's name (its job id's suffix)")
+    input: str | None = Field(
+        default=None,
+        description="the stage whose result manifest is this stage's source (default: the "
+        "stage before it, or the pipeline's source for the first)",
+    )
+    source: str | None = Field(
+        default=None, min_length=1, description="a source of its own instead of a stage's result"
+    )
+
+    def job_spec(self, source: str, job_id: str) -> JobSpec:
+        """This stage as the job it runs."""
+        body = self.model_dump(exclude={"name", "input", "source"}, exclude_unset=True)
+        return JobSpec.model_validate({**body, "source": source, "job_id": job_id})
+
+
+class PipelineSpec(_Spec):
+    """Stages run one after another in one execution; each stage is a job (docs/pipelines.md)."""
+
+    schema_version: Literal[1] = 1
+    pipeline_id: str | None = Field(default=None, description="default: the execution name")
+    source: str | None = Field(default=None, min_length=1, description="the first stage's source")
+    stages: tuple[StageSpec, ...] = Field(min_length=1, max_length=MAX_STAGES)
+
+    @field_validator("pipeline_id")
+    @classmethod
+    def _pipeline_id_shape(cls, value: str | None) -> str | None:
+        if value is not None and not _JOB_ID.match(value):
+            raise ValueError("pipeline_id must be 1-80 characters of letters, digits, '-' or '_'")
+        return value
+
+    @model_validator(mode="after")
+    def _stages_connect(self) -> Self:
+        self.order()  # raises ValueError naming the stage
+        return self
+
+    def inputs(self) -> dict[str, str | None]:
+        """Each stage's input stage (None: it reads a source URI)."""
+        found: dict[str, str | None] = {}
+        for position, stage in enumerate(self.stages):
+            if stage.input is not None:
+                found[stage.name] = stage.input
+            elif stage.source is not None:
+                found[stage.name] = None
+            elif position > 0:
+                found[stage.name] = self.stages[position - 1].name
+            else:
+                found[stage.name] = None
+        return found
+
+    def order(self) -> list[StageSpec]:
+        """The stages in the order they run: every stage after its input; otherwise as
+        written.
+
+        Raises:
+            ValueError: a duplicate name, an input naming no stage, a cycle, a first stage
+                with no source, or a map_from_n whose input is not a map_to_n stage.
+        """
+        by_name: dict[str, StageSpec] = {}
+        for stage in self.stages:
+            if stage.name in by_name:
+                raise ValueError(f"stage {stage.name!r}: two stages have this name")
+            by_name[stage.name] = stage
+        inputs = self.inputs()
+        for stage in self.stages:
+            wanted = stage.input
+            if wanted is not None and wanted not in by_name:
+                raise ValueError(
+                    f"stage {stage.name!r}: input {wanted!r} names no stage (stages: "
+                    f"{', '.join(by_name)})"
+                )
+            if stage.input is not None and stage.source is not None:
+                raise ValueError(f"stage {stage.name!r}: give 'input' or 'source', not both")
+            if inputs[stage.name] is None and stage.source is None and self.source is None:
+                raise ValueError(
+                    f"stage {stage.name!r} reads no stage and has no source: give the "
+                    "pipeline (or the stage) a 'source'"
+                )
+            if stage.kind == "map_from_n":
+                feeder = inputs[stage.name]
+                if feeder is None or by_name[feeder].kind != "map_to_n":
+                    raise ValueError(
+                        f"stage {stage.name!r} is map_from_n, so its input must be a map_to_n "
+                        f"stage; it reads {feeder or 'a source'!r}"
+                    )
+        ordered: list[StageSpec] = []
+        state: dict[str, str] = {}
+
+        def visit(name: str, path: list[str]) -> None:
+            if state.get(name) == "done":
+                return
+            if state.get(name) == "visiting":
+                cycle = " -> ".join([*path[path.index(name) :], name])
+                raise ValueError(f"stage {name!r} is in a cycle of inputs: {cycle}")
+            state[name] = "visiting"
+            feeder = inputs[name]
+            if feeder is not None:
+                visit(feeder, [*path, name])
+            state[name] = "done"
+            ordered.append(by_name[name])
+
+        for stage in self.stages:
+            visit(stage.name, [])
+        return ordered
+
+
+def is_pipeline(document: dict[str, Any]) -> bool:
+    """True for a pipeline spec (it has ``stages``); a job spec otherwise."""
+    return isinstance(document, dict) and "stages" in document
 
 
 JobSpecJson = Annotated[str, "a JSON document holding a JobSpec"]
@@ -238,6 +390,29 @@ def parse_spec(document: str | bytes | dict[str, Any]) -> JobSpec:
         ) from exc
 
 
-def spec_json_schema() -> dict[str, Any]:
-    """The JSON Schema of :class:`JobSpec`, for the console and editors."""
-    return JobSpec.model_json_schema()
+def parse_pipeline(document: str | bytes | dict[str, Any]) -> PipelineSpec:
+    """Validate a pipeline spec from JSON text or a dict.
+
+    Raises:
+        SpecError: names every invalid field, or the stage whose input is wrong.
+    """
+    try:
+        data = json.loads(document) if isinstance(document, str | bytes) else document
+    except json.JSONDecodeError as exc:
+        raise SpecError(
+            f"the pipeline spec is not valid JSON: {exc}.", "check the JSON syntax."
+        ) from exc
+    try:
+        return PipelineSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = validation_problems(exc, "(pipeline)")
+        raise SpecError(
+            f"invalid pipeline spec: {problems}.",
+            "fix the named stage or field; `parceler spec-schema --pipeline` prints the schema.",
+        ) from exc
+
+
+def spec_json_schema(pipeline: bool = False) -> dict[str, Any]:
+    """The JSON Schema of :class:`JobSpec` (or :class:`PipelineSpec`), for the console and
+    editors."""
+    return (PipelineSpec if pipeline else JobSpec).model_json_schema()

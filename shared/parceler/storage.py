@@ -263,8 +263,13 @@ def is_local_etag(etag: str) -> bool:
     return _LOCAL_ETAG.match(etag) is not None
 
 
-def open_input_as_found(uri: str) -> OpenedInput:
+def open_input_as_found(uri: str, byte_range: tuple[int, int] | None = None) -> OpenedInput:
     """Open ``uri`` like :func:`open_input`, and say what size and ETag were found.
+
+    Args:
+        byte_range: ``(start, length)``: open only those bytes (a ranged GET on S3); the
+            size found is then the range's (shorter if the object ends sooner), the ETag
+            the whole object's.
 
     Raises:
         ObjectNotFoundError, RetryableError, StorageError: as for :func:`read_bytes`.
@@ -272,7 +277,12 @@ def open_input_as_found(uri: str) -> OpenedInput:
     parsed = parse_uri(uri)
     if parsed.is_s3:
         try:
-            response = _s3().get_object(Bucket=parsed.bucket, Key=parsed.key)
+            if byte_range is None:
+                response = _s3().get_object(Bucket=parsed.bucket, Key=parsed.key)
+            else:
+                start, length = byte_range
+                span = f"bytes={start}-{start + max(length, 1) - 1}"
+                response = _s3().get_object(Bucket=parsed.bucket, Key=parsed.key, Range=span)
         except (ClientError, BotoCoreError) as exc:
             raise_mapped(exc, "s3", "open", uri)
         raw = _S3Stream(response["Body"], uri)
@@ -287,7 +297,35 @@ def open_input_as_found(uri: str) -> OpenedInput:
     except OSError as exc:
         _raise_local(exc, uri, "open")
     stat = os.fstat(handle.fileno())  # of the file opened, even if the path is replaced now
-    return OpenedInput(handle, stat.st_size, local_etag(stat))
+    if byte_range is None:
+        return OpenedInput(handle, stat.st_size, local_etag(stat))
+    start, length = byte_range
+    handle.seek(start)
+    found = max(0, min(length, stat.st_size - start))
+    stream = io.BufferedReader(_Limited(handle, found), buffer_size=1 << 20)
+    return OpenedInput(cast(BinaryIO, stream), found, local_etag(stat))
+
+
+class _Limited(io.RawIOBase):
+    """The first ``left`` bytes of an open file, as a stream that closes the file."""
+
+    def __init__(self, handle: BinaryIO, left: int) -> None:
+        super().__init__()
+        self._handle = handle
+        self._left = left
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")[: self._left]
+        got = self._handle.readinto(view) if len(view) else 0  # type: ignore[attr-defined]
+        self._left -= got
+        return got
+
+    def close(self) -> None:
+        self._handle.close()
+        super().close()
 
 
 def read_range(uri: str, start: int, length: int) -> bytes:

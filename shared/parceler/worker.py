@@ -265,7 +265,10 @@ def _claim_and_run(
         heartbeat.start(on_beat=beat)
     try:
         ctx = GroupContext(job_id, index, attempt, outputs, deadline)
-        run = run_group(spec.processor, reducer_of(spec), manifest.table, ctx)
+        run = run_group(
+            spec.processor, reducer_of(spec), manifest.table, ctx,
+            kind=spec.kind, partitions=spec.partitions,
+        )  # fmt: skip
         result_uri = area.result
         # Encoded once: a big value (30k words) is slow to encode.
         value_json = None if run.value is None else values.encode(run.value)

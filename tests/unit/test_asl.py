@@ -109,11 +109,17 @@ def test_every_task_has_a_catch_all_that_records_the_failure(asl: dict[str, Any]
                 )
     top = asl["States"]
     for name, state in top.items():
-        if state["Type"] in ("Task", "Map") and name not in ("RecordFailure", "Redrive"):
+        if state["Type"] in ("Task", "Map") and name not in (
+            "RecordFailure",
+            "Redrive",
+            "StartPipeline",
+        ):
             assert state["Catch"][-1]["Next"] == "RecordFailure", name
     # A refused redrive (the job still runs) must not mark the job FAILED: it fails only
     # the redrive's own execution.
     assert top["Redrive"]["Catch"][-1]["Next"] == "FailedInStates"
+    # Nor a refused pipeline spec: no stage job exists yet.
+    assert top["StartPipeline"]["Catch"][-1]["Next"] == "FailedInStates"
     assert top["RecordFailure"]["Resource"] == "arn:aws:states:::dynamodb:updateItem"
     assert top["RecordFailure"]["Next"] == "FailedInStates"
     assert {c["Next"] for c in top["FailedInStates"]["Choices"]} == {"StateFailed"}
@@ -125,20 +131,26 @@ def test_the_flow_matches_the_internals_contract(asl: dict[str, Any]) -> None:
     states = asl["States"]
     assert asl["StartAt"] == "Start"
     assert states["Start"]["Choices"] == [
-        {"Variable": "$.redrive", "IsPresent": True, "Next": "RedriveJob"}
+        {"Variable": "$.stages", "IsPresent": True, "Next": "StartPipeline"},
+        {"Variable": "$.redrive", "IsPresent": True, "Next": "RedriveJob"},
     ]
     assert states["Start"]["Default"] == "NewJob"
-    assert states["NewJob"]["Parameters"] == {"job_id.$": "$$.Execution.Name", "spec.$": "$"}
+    assert states["NewJob"]["Parameters"] == {
+        "job_id.$": "$$.Execution.Name",
+        "spec.$": "$",
+        "pipeline": None,
+    }
     plan = states["Plan"]
     assert plan["Resource"] == "arn:aws:states:::lambda:invoke"
     assert plan["Parameters"]["Payload"] == {
         "action": "plan",
         "job_id.$": "$.job_id",
         "spec.$": "$.spec",
+        "pipeline.$": "$.pipeline",
     }
     assert plan["Next"] == "WriteGroups"
     # A redrive: the job named by the input, the execution's own name only names the redrive.
-    assert states["RedriveJob"]["Parameters"] == {"job_id.$": "$.redrive"}
+    assert states["RedriveJob"]["Parameters"] == {"job_id.$": "$.redrive", "pipeline": None}
     redrive = states["Redrive"]
     assert redrive["Parameters"]["Payload"] == {
         "action": "redrive",
@@ -167,8 +179,22 @@ def test_the_flow_matches_the_internals_contract(asl: dict[str, Any]) -> None:
     assert reduce_batch["Parameters"]["Payload"]["action"] == "reduce_batch"
     assert states["PrepareAggregation"]["Parameters"]["Payload"]["action"] == "prepare"
     assert states["FinalReduce"]["Parameters"]["Payload"]["action"] == "finalize"
-    assert states["WithinTolerance"]["Choices"][0]["Next"] == "JobSucceeded"
+    assert states["WithinTolerance"]["Choices"][0]["Next"] == "JobOrStage"
     assert states["WithinTolerance"]["Default"] == "TooManyGroupsFailed"
+    # A pipeline (docs/pipelines.md): StartPipeline dispatches the first stage to Plan;
+    # a stage that succeeds goes to NextStage, which dispatches the next or ends.
+    assert states["StartPipeline"]["Parameters"]["Payload"]["action"] == "start_pipeline"
+    assert states["StartPipeline"]["Next"] == states["NextStage"]["Next"] == "StageOrEnd"
+    assert states["StageOrEnd"]["Default"] == "Plan"
+    assert states["StageOrEnd"]["Choices"][0]["Next"] == "PipelineSucceeded"
+    assert states["JobOrStage"]["Choices"] == [
+        {"Variable": "$.pipeline", "IsNull": False, "Next": "NextStage"}
+    ]
+    assert states["JobOrStage"]["Default"] == "JobSucceeded"
+    assert states["NextStage"]["Parameters"]["Payload"] == {
+        "action": "next_stage",
+        "pipeline.$": "$.pipeline",
+    }
     assert asl["TimeoutSeconds"] > 0
 
 

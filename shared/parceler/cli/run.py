@@ -7,8 +7,8 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -96,14 +96,14 @@ def spec_from_arguments(
             if job_id is not None:
                 from_file["job_id"] = job_id
             if isinstance(from_file.get("source"), str):
-                from_file["source"] = _absolute_if_local(from_file["source"])
+                from_file["source"] = absolute_if_local(from_file["source"])
             return parse_spec(from_file)
     if (processor is None) == (shell is None):
         raise SpecError(
             "a job needs exactly one processor.",
             "give --processor NAME|module:function (e.g. --processor wordcount) or --shell CMD.",
         )
-    document: dict[str, Any] = {"source": _absolute_if_local(source_or_spec)}
+    document: dict[str, Any] = {"source": absolute_if_local(source_or_spec)}
     if include:
         document["include"] = include
     if exclude:
@@ -137,7 +137,7 @@ def spec_from_arguments(
     return parse_spec(document)
 
 
-def _absolute_if_local(source: str) -> str:
+def absolute_if_local(source: str) -> str:
     """A relative local path, made absolute: worker processes must find it from anywhere."""
     if storage.parse_uri(source).scheme == "file" and not source.startswith("file://"):
         return str(Path(source).resolve())
@@ -254,10 +254,25 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run a job end to end: plan, process every group, aggregate; print the result.
 
+        A pipeline spec (a JSON file with "stages") runs its stages in one execution, each
+        stage's source the result of the stage before it (docs/pipelines.md).
+
         With --local the job runs on this machine and everything it leaves is copied to
         the run folder (--output): result.json (a manifest, usable as the next run's
         source), value.json, outputs/, ledger.json and logs/.
         """
+        from parceler.cli.pipeline_run import pipeline_document, refuse_job_options, run_pipeline
+
+        pipeline = pipeline_document(source_or_spec)
+        if pipeline is not None:
+            refuse_job_options(source_or_spec, [processor, shell, reducer, target_size,
+                target_records, groups, max_files, tolerate, report, *(option or []),
+                *(include or []), *(exclude or []), count_records])  # fmt: skip
+            run_pipeline(pipeline, pipeline_id=job_id, local=local, workers=workers,
+                         output=output, as_json=as_json, save_result=save_result,
+                         timeout=timeout, state_machine=state_machine,
+                         ledger_table=ledger_table, no_cache=no_cache)  # fmt: skip
+            return
         # A stack `parceler local up` started runs local jobs (its workers, its emulator).
         warm = warm_stack.running_stack() if local else None
         if warm is not None:
@@ -319,6 +334,70 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
 
 
+@dataclass
+class _Target:
+    """Where a run's execution goes: the state machine, the ledger table, and for a local
+    run its session or warm stack."""
+
+    machine: str
+    table: str
+    check: Callable[[], None] | None = None
+    session: Any = None  # a LocalSession (cold local run)
+    warm: warm_stack.StackState | None = None
+    work_area: LocalWorkArea | None = None
+
+
+@contextmanager
+def run_target(
+    label: str, folder: RunFolder | None, *, workers: int, quiet: bool, incremental: bool,
+    state_machine: str | None, ledger_table: str | None,
+    warm: warm_stack.StackState | None = None,
+) -> Iterator[_Target]:  # fmt: skip
+    """The stack a run uses: a warm local stack, a fresh local session (stopped on exit),
+    or a deployed stack."""
+    if folder is not None and warm is not None:
+        os.environ.update(warm.env())
+        aws.reset_clients()
+        if not quiet:
+            err_console.print(
+                f"{label}: on the local stack at {warm.endpoint_url} ({warm.workers} worker(s))",
+                highlight=False,
+            )
+        yield _Target(
+            warm.state_machine_arn, warm.ledger_table,
+            check=functools.partial(warm_stack.check_alive, warm), warm=warm,
+        )  # fmt: skip
+        return
+    if folder is None:
+        yield _Target(
+            state_machine or _required_env("PARCELER_STATE_MACHINE_ARN", "--state-machine"),
+            ledger_table or _required_env("PARCELER_LEDGER_TABLE", "--ledger-table"),
+        )
+        return
+    from parceler.local.session import LocalSession
+
+    started = time.monotonic()
+    session = LocalSession(workers=workers, log_dir=folder.logs)
+    session.fork_workers()  # before the spinner's thread: a fork needs no other thread
+    with err_console.status("starting the local AWS emulator and workers…"), ExitStack() as stack:
+        stack.enter_context(session)
+        moved = stack.pop_all()
+    with moved:
+        if not err_console.is_terminal and not quiet:
+            err_console.print(
+                f"{label}: local emulator and {workers} worker(s) started in "
+                f"{time.monotonic() - started:.1f} s",
+                highlight=False,
+            )
+        work_area = LocalWorkArea.default()
+        if incremental:  # earlier local runs' results, for reuse
+            work_area.restore_cache(session.stack)
+        yield _Target(
+            session.stack.state_machine_arn, session.stack.ledger_table,
+            session=session, work_area=work_area,
+        )  # fmt: skip
+
+
 def _run(
     spec: JobSpec,
     job_id: str,
@@ -337,62 +416,46 @@ def _run(
     With ``warm`` (a stack ``parceler local up`` started) the job runs there: no emulator
     starts, and the job's sections of the stack's worker logs are copied to the run folder.
     """
-    check: Callable[[], None] | None = None
-    with ExitStack() as stack:
-        if folder is not None and warm is not None:
-            os.environ.update(warm.env())
-            aws.reset_clients()
-            machine, table = warm.state_machine_arn, warm.ledger_table
-            check = functools.partial(warm_stack.check_alive, warm)
-            if not quiet:
-                err_console.print(
-                    f"{job_id}: on the local stack at {warm.endpoint_url} "
-                    f"({warm.workers} worker(s))",
-                    highlight=False,
-                )
-        elif folder is not None:
-            from parceler.local.session import LocalSession
-
-            started = time.monotonic()
-            session = LocalSession(workers=workers, log_dir=folder.logs)
-            session.fork_workers()  # before the spinner's thread: a fork needs no other thread
-            with err_console.status("starting the local AWS emulator and workers…"):
-                stack.enter_context(session)
-            if not err_console.is_terminal and not quiet:
-                err_console.print(
-                    f"{job_id}: local emulator and {workers} worker(s) started in "
-                    f"{time.monotonic() - started:.1f} s",
-                    highlight=False,
-                )
-            machine, table = session.stack.state_machine_arn, session.stack.ledger_table
-            work_area = LocalWorkArea.default()
-            if spec.incremental:  # earlier local runs' results, for reuse
-                work_area.restore_cache(session.stack)
-        else:
-            machine = state_machine or _required_env(
-                "PARCELER_STATE_MACHINE_ARN", "--state-machine"
-            )
-            table = ledger_table or _required_env("PARCELER_LEDGER_TABLE", "--ledger-table")
-        ledger = Ledger(table)
-        arn = start_job(spec, job_id, machine)
+    with run_target(
+        job_id, folder, workers=workers, quiet=quiet, incremental=spec.incremental,
+        state_machine=state_machine, ledger_table=ledger_table, warm=warm,
+    ) as target:  # fmt: skip
+        ledger = Ledger(target.table)
+        arn = start_job(spec, job_id, target.machine)
         # The local emulator answers a poll in milliseconds: poll often, end sooner.
         poll = LOCAL_POLL_SECONDS if folder is not None else DEPLOYED_POLL_SECONDS
         result = _follow_with_progress(
             arn, job_id, ledger, quiet=quiet, timeout=timeout, poll_seconds=poll,
-            enforce_quotas=folder is not None, check=check,
+            enforce_quotas=folder is not None, check=target.check,
         )  # fmt: skip
         if folder is not None:  # the emulator's buckets and table end with this block
-            folder.save_ledger(table, job_id)
-            folder.save_result(result.result_uri, result.value_uri)
-            if warm is not None:
-                folder.save_logs_of(job_id, Path(warm.worker_log_dir))
-            else:
-                work_area.save(session.stack, job_id)  # for later reuse and redrive
+            save_local_job(folder, target, job_id, result.result_uri, result.value_uri)
         if report is not None:
             job = ledger.get_job(job_id)
             report.parent.mkdir(parents=True, exist_ok=True)
             report.write_text(render_html(build_report(job, list(ledger.list_groups(job_id)))))
     return result
+
+
+def save_local_job(
+    folder: RunFolder,
+    target: _Target,
+    job_id: str,
+    result_uri: str | None,
+    value_uri: str | None,
+    logs: Path | None = None,
+) -> None:
+    """Copy a local job's ledger, result, value and logs to its run folder (and its results
+    to the local work area, for reuse and redrive) before the emulator stops."""
+    folder.save_ledger(target.table, job_id)
+    folder.save_result(result_uri, value_uri)
+    if target.warm is not None:
+        folder.save_logs_of(job_id, Path(target.warm.worker_log_dir))
+    else:
+        if logs is not None:  # a pipeline's stage: its sections of the shared logs
+            folder.save_logs_of(job_id, logs)
+        assert target.work_area is not None and target.session is not None
+        target.work_area.save(target.session.stack, job_id)
 
 
 def result_document(result: JobResult, folder: RunFolder | None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from parceler.errors import (
 )
 from parceler.models import DATA_FILE_SCHEMA
 from parceler.processors.outputs import put_stream
+from parceler.shuffle import ShuffleWriter, parse_piece
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,8 @@ class GroupContext:
             or ``workarea.output_folder`` when the spec names an ``output``), or a local
             folder. Processors write their outputs under it.
         deadline: a :func:`time.monotonic` instant the group must finish by, or None.
+        shuffle: in a ``map_to_n`` job, where :meth:`emit` sends pieces (None otherwise).
+        partition: in a ``map_from_n`` job, the partition this group merges.
 
     Group processors report the files they write with :meth:`add_output` (or write them
     with :meth:`write_output`, which records them); :func:`parceler.processors.run_group`
@@ -44,6 +47,8 @@ class GroupContext:
     attempt: int
     output_prefix: str
     deadline: float | None = None
+    shuffle: ShuffleWriter | None = field(default=None, repr=False, compare=False)
+    partition: int | None = None
     _outputs: list[dict[str, Any]] = field(
         default_factory=list, init=False, repr=False, compare=False
     )
@@ -120,6 +125,23 @@ class GroupContext:
         self.add_output(uri, result.size, n_record, result.etag)
         return uri
 
+    def emit(self, key: str, data: bytes | str) -> int:
+        """In a ``map_to_n`` job: route ``data`` to the partition of ``key``; return it.
+
+        Pieces of one key keep their order; ``"<n>_name"`` places a piece in partition
+        ``n`` (:func:`parceler.shuffle.partition_of`).
+
+        Raises:
+            ProcessorError: not a ``map_to_n`` job, or a bad key.
+        """
+        if self.shuffle is None:
+            raise ProcessorError(
+                f"ctx.emit() called in job {self.job_id}, which is not a map_to_n job.",
+                "set the job's (or stage's) kind to 'map_to_n' with 'partitions', or write "
+                "outputs with ctx.write_output().",
+            )
+        return self.shuffle.emit(key, data)
+
     def outputs_table(self) -> pa.Table:
         """The recorded outputs as a data-file table (``models.DATA_FILE_SCHEMA``)."""
         return pa.Table.from_pylist(list(self._outputs), schema=DATA_FILE_SCHEMA)
@@ -166,7 +188,11 @@ class FileRef:
             ObjectNotFoundError, RetryableError, StorageError: as for
                 :func:`parceler.storage.open_input`.
         """
-        opened = storage.open_input_as_found(self.uri)
+        piece = parse_piece(self.uri)
+        if piece is None:
+            opened = storage.open_input_as_found(self.uri)
+        else:  # a shuffle piece: a range of a map_to_n attempt's data object
+            opened = storage.open_input_as_found(piece.uri, (piece.start, piece.length))
         try:
             self._check(opened.size, opened.etag)
         except SourceChangedError:

@@ -12,10 +12,11 @@ from parceler.errors import SpecError
 from parceler.processors.builtins import get_builtin
 from parceler.processors.context import FileRef, GroupContext, GroupRun, file_refs
 from parceler.processors.loading import load_callable, user_error
-from parceler.processors.python import call_group, per_file_caller
+from parceler.processors.python import call_group, per_file_caller, takes_context
 from parceler.processors.reducers import Reduction
-from parceler.processors.shell import run_command
-from parceler.spec import JobSpec, ProcessorSpec, ReducerSpec
+from parceler.processors.shell import run_command, run_merge_command, run_shuffle_command
+from parceler.shuffle import ShuffleWriter, parse_piece
+from parceler.spec import JobSpec, ProcessorSpec, ReducerSpec, StageKind
 
 _SUM = ReducerSpec(kind="builtin", name="sum")
 
@@ -25,6 +26,9 @@ def run_group(
     reducer: ReducerSpec | None,
     files: pa.Table,
     ctx: GroupContext,
+    *,
+    kind: StageKind = "map",
+    partitions: int | None = None,
 ) -> GroupRun:
     """Run ``processor`` on the group's ``files`` and reduce the values with ``reducer``.
 
@@ -42,6 +46,13 @@ def run_group(
         files: the group's data files (``models.DATA_FILE_SCHEMA``).
         ctx: the attempt; outputs go under ``ctx.output_prefix``. Each call records
             outputs on a fresh copy of ``ctx``, so a context may be reused.
+        kind: the job's kind (docs/pipelines.md). ``map_to_n``: the processor routes pieces
+            with ``ctx.emit`` (python ``fn(file, ctx)`` or ``fn(files, ctx)``; a shell
+            command prints the names of the files it wrote) and the attempt's one shuffle
+            object and index are written at the end. ``map_from_n``: ``files`` are one
+            partition's pieces; a python processor is called once, ``fn(pieces, ctx)``,
+            a shell command once with their paths on stdin.
+        partitions: a ``map_to_n`` job's partition count.
 
     Returns:
         The group value (JSON-serialisable, or None) and the table of files written.
@@ -56,8 +67,38 @@ def run_group(
         DeadlineExceededError: the group ran past ``ctx.deadline``.
         RetryableError and other parceler errors from storage, unchanged.
     """
-    ctx = replace(ctx)  # a fresh output register for this run
     refs = file_refs(files)
+    if kind == "map_to_n":
+        assert partitions is not None  # the spec validator guarantees it
+        ctx = replace(ctx, shuffle=ShuffleWriter(partitions))
+    elif kind == "map_from_n":
+        ctx = replace(ctx, partition=_partition_of(refs))
+    else:
+        ctx = replace(ctx)  # a fresh output register for this run
+    try:
+        value = _run(processor, reducer, refs, ctx, kind)
+        if ctx.shuffle is not None:
+            written = ctx.shuffle.write(ctx.output_prefix)
+            ctx.add_output(written.data_uri, written.data_size, None, written.data_etag)
+            ctx.add_output(written.index_uri, written.index_size, written.n_pieces)
+    finally:
+        if ctx.shuffle is not None:
+            ctx.shuffle.close()
+    return GroupRun(value=value, outputs=ctx.outputs_table())
+
+
+def _partition_of(refs: list[FileRef]) -> int | None:
+    pieces = {piece.partition for ref in refs if (piece := parse_piece(ref.uri)) is not None}
+    return pieces.pop() if len(pieces) == 1 else None
+
+
+def _run(
+    processor: ProcessorSpec,
+    reducer: ReducerSpec | None,
+    refs: list[FileRef],
+    ctx: GroupContext,
+    kind: StageKind,
+) -> Any:
     reduction = Reduction(reducer, collect=True)
     finish: Callable[[Any], Any] | None = None
     if processor.kind == "builtin":
@@ -79,8 +120,8 @@ def run_group(
         reference = processor.function
         function = load_callable(reference, "processor")
         what = f"processor {reference}"
-        if processor.per == "file":
-            caller = per_file_caller(function, reference)
+        if processor.per == "file" and kind != "map_from_n":
+            caller = per_file_caller(function, reference, ctx)
             _each_file(refs, ctx, caller, what, reduction, user_code=True)
         else:
             group_call = lambda: call_group(function, reference, refs, ctx)  # noqa: E731
@@ -89,18 +130,20 @@ def run_group(
         assert processor.command is not None
         _check_shell(processor)
         command, timeout = processor.command, processor.timeout_seconds
-        _each_file(
-            refs,
-            ctx,
-            lambda f: run_command(command, f, ctx, timeout),
-            f"shell command {command!r}",
-            reduction,
-            user_code=False,
-        )
+        what = f"shell command {command!r}"
+        if kind == "map_from_n":
+            merge = lambda: run_merge_command(command, refs, ctx, timeout)  # noqa: E731
+            reduction.add(_once(merge, what, user_code=False))
+        else:
+            run_one = run_shuffle_command if kind == "map_to_n" else run_command
+            _each_file(
+                refs, ctx, lambda f: run_one(command, f, ctx, timeout), what, reduction,
+                user_code=False,
+            )  # fmt: skip
     value = reduction.result()
     if finish is not None:
         value = finish(value)
-    return GroupRun(value=value, outputs=ctx.outputs_table())
+    return value
 
 
 def _each_file(
@@ -136,7 +179,9 @@ def _check_shell(processor: ProcessorSpec) -> None:
         )
 
 
-def check_processor(processor: ProcessorSpec, reducer: ReducerSpec | None = None) -> None:
+def check_processor(
+    processor: ProcessorSpec, reducer: ReducerSpec | None = None, kind: StageKind = "map"
+) -> None:
     """Fail fast on a spec that cannot run: before any group is sent, not in every worker.
 
     Checks the built-in name and options, imports python processors and reducers, and
@@ -150,7 +195,13 @@ def check_processor(processor: ProcessorSpec, reducer: ReducerSpec | None = None
         get_builtin(processor.name).parse_options(processor.options)
     elif processor.kind == "python":
         assert processor.function is not None
-        load_callable(processor.function, "processor")
+        function = load_callable(processor.function, "processor")
+        if kind == "map_to_n" and processor.per == "file" and not takes_context(function):
+            raise SpecError(
+                f"processor {processor.function} takes one argument, but a map_to_n job "
+                "routes pieces with ctx.emit(key, data).",
+                "define it as fn(file, ctx) and call ctx.emit(key, data) for each piece.",
+            )
     else:
         _check_shell(processor)
     Reduction(reducer, collect=True)
