@@ -92,3 +92,41 @@ def timed_line_count(file: FileRef) -> dict[str, Any]:
     time.sleep(SLOW_SECONDS)
     (folder / file.basename).write_text(f"{start} {time.time()}")
     return line_count_value(file.basename, file.read_bytes())
+
+
+# --------------------------------------------------------------------------- pipelines
+# Lines look like "<name> <key> ...": map_to_n routes each line by its key, map_from_n
+# counts lines per key, so a piece lost or read twice shows in the counts.
+
+
+def upper_named(file: FileRef, ctx: Any) -> dict[str, int]:
+    """A 1:1 map: writes the file upper-cased to an output named after it."""
+    data = file.read_bytes()
+    ctx.write_output(file.basename, data.upper())
+    return {"files": 1}
+
+
+def route_by_key(file: FileRef, ctx: Any) -> dict[str, int]:
+    """map_to_n: each line to the partition of its second word."""
+    lines = file.read_bytes().splitlines(keepends=True)
+    for line in lines:
+        ctx.emit(line.split()[1].decode(), line)
+    return {"lines": len(lines)}
+
+
+def slow_route_by_key(file: FileRef, ctx: Any) -> dict[str, int]:
+    """:func:`route_by_key` after :data:`SLOW_SECONDS` (so a mapper is caught RUNNING)."""
+    time.sleep(SLOW_SECONDS)
+    return route_by_key(file, ctx)
+
+
+def count_by_key(pieces: list[FileRef], ctx: Any) -> dict[str, int]:
+    """map_from_n: lines per key over the partition's pieces; writes them as the output."""
+    counts: dict[str, int] = {}
+    for piece in pieces:
+        for line in piece.read_bytes().splitlines():
+            key = line.split()[1].decode()
+            counts[key] = counts.get(key, 0) + 1
+    text = "".join(f"{key} {n}\n" for key, n in sorted(counts.items()))
+    ctx.write_output(f"part-{ctx.partition:05d}", text.encode())
+    return counts
