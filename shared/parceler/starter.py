@@ -2,7 +2,8 @@
 
 Two triggers (the object's key decides):
 
-- ``<anything>.job.json``: the object *is* the job spec.
+- ``<anything>.job.json``: the object *is* the job spec (or a pipeline spec, with
+  ``stages``: docs/pipelines.md; its ``pipeline_id`` plays the part of ``job_id``).
 - ``<folder>/_SUCCESS`` (the marker Spark, Hadoop and many exporters write last): the job
   processes ``s3://<bucket>/<folder>/``. Its processor and the rest of the spec come from a
   sibling template ``<folder>/parceler.job.json`` whose ``source`` is replaced by the folder
@@ -35,6 +36,7 @@ object version, derived id) is not new work and is logged at INFO.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -49,7 +51,7 @@ from parceler import aws, storage
 from parceler.aws.errors import error_code, raise_mapped
 from parceler.errors import ObjectNotFoundError, SpecError, UnconfiguredTriggerError
 from parceler.settings import StarterSettings
-from parceler.spec import JobSpec, parse_spec
+from parceler.spec import JobSpec, PipelineSpec, is_pipeline, parse_pipeline, parse_spec
 
 log = logging.getLogger(__name__)
 
@@ -153,27 +155,54 @@ def job_id_for(obj: ObjectCreated) -> str:
     return f"{name[: _NAME_MAX - _HASH_CHARS - 1]}-{suffix}"
 
 
-def spec_for(obj: ObjectCreated, read: Callable[[str], bytes] = storage.read_bytes) -> JobSpec:
-    """The job spec an object stands for (see the module docstring).
+def spec_for(
+    obj: ObjectCreated, read: Callable[[str], bytes] = storage.read_bytes
+) -> JobSpec | PipelineSpec:
+    """The job (or pipeline) spec an object stands for (see the module docstring).
 
     Raises:
         SpecError: an invalid spec, or a marker without a ``parceler.job.json`` template.
     """
     if obj.trigger == "spec":
-        return parse_spec(read(obj.uri))
+        return _parse(read(obj.uri))
     folder = str(PurePosixPath(obj.key).parent)
     folder_uri = f"s3://{obj.bucket}/" + ("" if folder == "." else folder + "/")
     template_uri = storage.join(folder_uri, TEMPLATE)
     try:
-        template = parse_spec(read(template_uri))
+        template = _parse(read(template_uri), source=folder_uri)
     except ObjectNotFoundError as exc:
         raise SpecError(
             f"{obj.uri} marks {folder_uri} done, but no {template_uri} says how to process it.",
             f"write a job spec template (processor, reducer, limits) to {template_uri}; "
             "its source is ignored.",
         ) from exc
-    exclude = (*template.exclude, MARKER, f"*/{MARKER}", TEMPLATE)
+    if isinstance(template, PipelineSpec):
+        # The folder is the pipeline's source: the stages that read it skip the marker.
+        inputs = template.inputs()
+        stages = tuple(
+            stage.model_copy(update={"exclude": (*stage.exclude, *_NOT_DATA)})
+            if inputs[stage.name] is None and stage.source is None
+            else stage
+            for stage in template.stages
+        )
+        return template.model_copy(update={"stages": stages})
+    exclude = (*template.exclude, *_NOT_DATA)
     return template.model_copy(update={"source": folder_uri, "exclude": exclude})
+
+
+_NOT_DATA = (MARKER, f"*/{MARKER}", TEMPLATE)
+
+
+def _parse(body: bytes, source: str | None = None) -> JobSpec | PipelineSpec:
+    """A job spec, or a pipeline spec when the document has ``stages``; ``source`` (a
+    marker's folder) replaces the document's own."""
+    try:
+        document = json.loads(body)
+    except json.JSONDecodeError:
+        return parse_spec(body)  # its error names the JSON problem
+    if source is not None and isinstance(document, dict):
+        document = {**document, "source": source}
+    return parse_pipeline(document) if is_pipeline(document) else parse_spec(document)
 
 
 def check_configured(obj: ObjectCreated, settings: StarterSettings) -> None:
@@ -227,15 +256,23 @@ def start(
     obj = parse_event(event)
     check_configured(obj, settings)
     spec = spec_for(obj, read)
-    job_id = spec.job_id or job_id_for(obj)
-    document = spec.model_copy(update={"job_id": job_id}).model_dump_json(exclude_none=True)
+    if isinstance(spec, PipelineSpec):  # a pipeline: its id names the execution
+        own_id = spec.pipeline_id
+        job_id = own_id or job_id_for(obj)
+        document = spec.model_copy(update={"pipeline_id": job_id}).model_dump_json(
+            exclude_none=True
+        )
+    else:
+        own_id = spec.job_id
+        job_id = own_id or job_id_for(obj)
+        document = spec.model_copy(update={"job_id": job_id}).model_dump_json(exclude_none=True)
     try:
         response = aws.client("stepfunctions").start_execution(
             stateMachineArn=settings.state_machine_arn, name=job_id, input=document
         )
     except (ClientError, BotoCoreError) as exc:
         if isinstance(exc, ClientError) and error_code(exc) == "ExecutionAlreadyExists":
-            if spec.job_id is None:
+            if own_id is None:
                 log.info("job %s from %s already started: event redelivered", job_id, obj.uri)
             else:
                 _log_refusal(

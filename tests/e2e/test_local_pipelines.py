@@ -92,7 +92,7 @@ def test_a_python_pipeline_maps_shuffles_and_merges_to_the_direct_count(
     result = run_pipeline(session, spec, "e2e-pipeline")
 
     assert result.status == "SUCCEEDED", (result.error, result.cause)
-    upper, route, count = result.stages
+    _upper, route, count = result.stages
     assert [s.job.status if s.job else None for s in result.stages] == [SUCCEEDED] * 3
     assert route.job is not None and route.job.n_groups == 20
     assert route.job.result == {"lines": sum(truth.values())}

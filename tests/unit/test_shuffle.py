@@ -40,7 +40,7 @@ def test_a_hashed_key_has_one_documented_partition() -> None:
 def test_a_numeric_prefix_places_a_key_and_must_fit() -> None:
     assert partition_of("003_passengers", 16) == 3
     assert partition_of("0_x", 1) == 0
-    with pytest.raises(ProcessorError, match="partition 16.*16 partitions"):
+    with pytest.raises(ProcessorError, match=r"partition 16.*16 partitions"):
         partition_of("016_x", 16)
     with pytest.raises(ProcessorError, match="empty partition key"):
         partition_of("", 4)
@@ -108,7 +108,7 @@ def test_a_source_without_a_shuffle_index_is_refused() -> None:
         {"uri": ["s3://b/a.csv"], "size": [1], "n_record": [None], "etag": [None]},
         schema=DATA_FILE_SCHEMA,
     )
-    with pytest.raises(SourceError, match="no shuffle index.*map_to_n"):
+    with pytest.raises(SourceError, match=r"no shuffle index.*map_to_n"):
         pieces(listed, "source s3://b/result.json")
 
 

@@ -241,3 +241,40 @@ def test_starter_settings_read_the_trigger_configuration_from_the_environment() 
                 "PARCELER_TRIGGER_SUFFIX": ".job.json",
             }
         )
+
+
+PIPELINE = {
+    "stages": [
+        {"name": "route", "kind": "map_to_n", "partitions": 4,
+         "processor": {"kind": "shell", "command": "cat"}},
+        {"name": "merge", "kind": "map_from_n", "processor": {"kind": "shell", "command": "cat"}},
+    ]
+}  # fmt: skip
+
+
+def test_an_uploaded_pipeline_spec_starts_a_pipeline_named_by_its_id(
+    sfn: FakeStepFunctions,
+) -> None:
+    read = reader({"s3://inbox/specs/p.job.json": {**PIPELINE, "source": "s3://data/in/"}})
+    started = starter.start(eventbridge("specs/p.job.json"), SETTINGS, read)
+
+    document = json.loads(sfn.names[started.job_id])
+    assert started.status == "started" and started.job_id.startswith("p-")
+    assert document["pipeline_id"] == started.job_id
+    assert [stage["name"] for stage in document["stages"]] == ["route", "merge"]
+
+
+def test_a_marker_with_a_pipeline_template_feeds_the_folder_to_its_first_stage() -> None:
+    obj = starter.parse_event(eventbridge("exports/day=1/_SUCCESS"))
+    spec = starter.spec_for(obj, reader({"s3://inbox/exports/day=1/parceler.job.json": PIPELINE}))
+    assert spec.source == "s3://inbox/exports/day=1/"
+    first, second = spec.stages
+    assert {"_SUCCESS", "parceler.job.json"} <= set(first.exclude)
+    assert second.exclude == ()  # it reads the first stage's result, not the folder
+
+
+def test_a_bad_uploaded_pipeline_names_the_stage() -> None:
+    obj = starter.parse_event(eventbridge("p.job.json"))
+    bad = {"source": "s3://x/", "stages": [PIPELINE["stages"][1]]}
+    with pytest.raises(SpecError, match="stage 'merge' is map_from_n"):
+        starter.spec_for(obj, reader({"s3://inbox/p.job.json": bad}))
