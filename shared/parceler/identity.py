@@ -64,6 +64,8 @@ def processor_identity(spec: JobSpec) -> str:
             "code": _code_version(reducer.kind, reducer.function, DEFAULT_VERSION),
         },
     }
+    if spec.kind != "map":  # a shuffle's layout depends on its partition count (map: unchanged)
+        described["stage"] = {"kind": spec.kind, "partitions": spec.partitions}
     text = json.dumps(described, sort_keys=True, separators=(",", ":"), default=str)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 

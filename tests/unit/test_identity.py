@@ -80,3 +80,18 @@ def test_group_identity_separates_fingerprints_and_processors() -> None:
     a, b = "fp1-sha256:aa", "fp1-sha256:bb"
     assert group_identity(a, "p") == group_identity(a, "p")
     assert len({group_identity(a, "p"), group_identity(b, "p"), group_identity(a, "q")}) == 3
+
+
+def test_a_shuffles_partition_count_and_kind_are_part_of_its_identity() -> None:
+    # A cached map_to_n result laid out for 16 partitions must not stand in for 8.
+    def shuffle(**fields: Any) -> str:
+        shell = {"kind": "shell", "command": "cat"}
+        return processor_identity(parse_spec({"source": "/d", "processor": shell, **fields}))
+
+    identities = {
+        shuffle(),
+        shuffle(kind="map_to_n", partitions=16),
+        shuffle(kind="map_to_n", partitions=8),
+        shuffle(kind="map_from_n"),
+    }
+    assert len(identities) == 4
