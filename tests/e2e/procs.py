@@ -130,3 +130,14 @@ def count_by_key(pieces: list[FileRef], ctx: Any) -> dict[str, int]:
     text = "".join(f"{key} {n}\n" for key, n in sorted(counts.items()))
     ctx.write_output(f"part-{ctx.partition:05d}", text.encode())
     return counts
+
+
+def timed_count_by_key(pieces: list[FileRef], ctx: Any) -> dict[str, int]:
+    """:func:`count_by_key`, recording when it ran (start and end, epoch seconds) in
+    ``$E2E_INTERVALS/<partition>`` around a short sleep (so overlaps would show)."""
+    folder = Path(os.environ["E2E_INTERVALS"])
+    start = time.time()
+    time.sleep(SLOW_SECONDS / 2)
+    counts = count_by_key(pieces, ctx)
+    (folder / str(ctx.partition)).write_text(f"{start} {time.time()}")
+    return counts

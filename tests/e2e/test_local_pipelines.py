@@ -13,6 +13,7 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,9 @@ def keyed_files(folder: Path, n_files: int, lines: int = 30) -> Counter[str]:
     return truth
 
 
-def python_pipeline(source: Path, *, mappers: int, partitions: int, route: str) -> PipelineSpec:
+def python_pipeline(
+    source: Path, *, mappers: int, partitions: int, route: str, merge: str = "count_by_key"
+) -> PipelineSpec:
     return parse_pipeline(
         {
             "source": str(source),
@@ -59,7 +62,7 @@ def python_pipeline(source: Path, *, mappers: int, partitions: int, route: str) 
                  "processor": {"kind": "python", "function": f"tests.e2e.procs:{route}"},
                  "partitioning": {"groups": mappers}, "reducer": {"name": "sum"}},
                 {"name": "count", "kind": "map_from_n",
-                 "processor": {"kind": "python", "function": "tests.e2e.procs:count_by_key",
+                 "processor": {"kind": "python", "function": f"tests.e2e.procs:{merge}",
                                "per": "group"},
                  "reducer": {"name": "sum"}, "limits": {"max_concurrency": 1}},
             ],
@@ -81,13 +84,18 @@ def work_keys(session: LocalSession, prefix: str) -> list[str]:
 
 
 def test_a_python_pipeline_maps_shuffles_and_merges_to_the_direct_count(
-    tmp_path: Path, local_session: Callable[..., LocalSession]
+    tmp_path: Path, local_session: Callable[..., LocalSession], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # 20 mappers x 16 partitions: the shuffle writes one object and one index per mapper.
     data = tmp_path / "data"
     truth = keyed_files(data, 40)
+    intervals = tmp_path / "intervals"
+    intervals.mkdir()
+    monkeypatch.setenv("E2E_INTERVALS", str(intervals))  # before the workers start
     session = local_session(workers=2)
-    spec = python_pipeline(data, mappers=20, partitions=16, route="route_by_key")
+    spec = python_pipeline(
+        data, mappers=20, partitions=16, route="route_by_key", merge="timed_count_by_key"
+    )
 
     result = run_pipeline(session, spec, "e2e-pipeline")
 
@@ -109,6 +117,11 @@ def test_a_python_pipeline_maps_shuffles_and_merges_to_the_direct_count(
     shuffle = [k for k in work_keys(session, "jobs/e2e-pipeline--route/")
                if k.endswith((DATA_NAME, INDEX_NAME))]  # fmt: skip
     assert len(shuffle) == 40 <= 2 * 20, "intermediate objects must not multiply by partitions"
+    # the merge stage's max_concurrency 1 held on two workers: its groups never overlapped
+    spans = sorted(tuple(map(float, p.read_text().split())) for p in intervals.iterdir())
+    assert len(spans) == count.job.n_groups
+    for (_, end), (start, _) in pairwise(spans):
+        assert end <= start, f"two merge groups ran at once: {spans}"
     # the ledger holds one record per stage
     ledger = Ledger(session.stack.ledger_table)
     for stage in ("upper", "route", "count"):
