@@ -22,6 +22,7 @@ from parceler.details import FailedGroup, JobResultDetails
 from parceler.errors import ExecutionError, JobNotFoundError
 from parceler.ledger import JobItem
 from parceler.manifest import read_summary
+from parceler.pipeline import stage_job_id
 from parceler.quotas import ExecutionMeasure
 from parceler.spec import JobSpec, PipelineSpec, StageSpec
 
@@ -311,8 +312,6 @@ def follow_pipeline(
 ) -> PipelineResult:
     """:func:`follow` for a pipeline: ``on_progress`` gets the stage running (the last one
     whose job exists) and its job item."""
-    from parceler.pipeline import stage_job_id
-
     sfn = aws.client("stepfunctions")
     stages = spec.order()
     started = time.monotonic()
