@@ -207,6 +207,13 @@ def test_a_shell_pipeline_runs_from_the_cli_with_a_stage_entry_each(tmp_path: Pa
     status = parceler(tmp_path, "status", "e2e-shell-pipeline--split")
     assert status.returncode == 0, status.stderr
     assert "SUCCEEDED" in status.stdout
+    # and the pipeline's own id lists its stages
+    overview = parceler(tmp_path, "status", "e2e-shell-pipeline", "--json")
+    assert overview.returncode == 0, overview.stderr
+    listed = json.loads(overview.stdout)["stages"]
+    assert [(s["name"], s["status"]) for s in listed] == [
+        ("tag", "SUCCEEDED"), ("split", "SUCCEEDED"), ("count", "SUCCEEDED"),
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -15,6 +16,7 @@ from rich.text import Text
 
 from parceler.cli import friendly_errors
 from parceler.cli.job_state import RunDirOption, read_job_state
+from parceler.local.run_folder import RunFolder
 from parceler.progress import Progress, progress
 from parceler.units import format_size
 
@@ -89,6 +91,30 @@ def render(p: Progress) -> Group:
     return Group(*parts)
 
 
+def saved_pipeline(pipeline_id: str, run_dir: Path | None) -> list[dict[str, Any]] | None:
+    """The stages a local pipeline run saved in its run document, or None (not a pipeline)."""
+    document = (run_dir or RunFolder.default(pipeline_id).path) / "run.json"
+    try:
+        saved = json.loads(document.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    stages = saved.get("stages") if isinstance(saved, dict) else None
+    return stages if isinstance(stages, list) else None
+
+
+def stage_table(pipeline_id: str, stages: list[dict[str, Any]]) -> Table:
+    """One row per stage, with the job id that ``status``, ``report`` and ``logs`` take."""
+    table = Table("stage", "kind", "status", "groups", "job id", title=f"pipeline {pipeline_id}")
+    for stage in stages:
+        groups = (
+            f"{stage.get('groups_succeeded', 0)}/{stage['n_groups']}"
+            if stage.get("n_groups") is not None
+            else "—"
+        )
+        table.add_row(stage["name"], stage["kind"], stage["status"], groups, stage["job_id"])
+    return table
+
+
 def register(app: typer.Typer) -> None:
     """Add ``status`` to ``app``."""
 
@@ -111,7 +137,16 @@ def register(app: typer.Typer) -> None:
         """Show a job's groups: pending/running/succeeded/failed, progress, ETA and errors.
 
         Reads the deployed ledger, or after a local run the state saved in its run folder.
+        After a local pipeline run, ``status PIPELINE`` lists its stages (each a job).
         """
+
+        stages = saved_pipeline(job_id, run_dir)
+        if stages is not None:  # a local pipeline run: one line per stage (each is a job)
+            if as_json:
+                typer.echo(json.dumps({"pipeline_id": job_id, "stages": stages}))
+            else:
+                Console().print(stage_table(job_id, stages))
+            return
 
         def snapshot() -> Progress:
             state = read_job_state(job_id, ledger_table, run_dir)
