@@ -24,8 +24,8 @@ def second_words(contents: list[str]) -> Counter[str]:
 
 
 def test_a_pipeline_runs_from_the_console_and_from_an_upload(
-    stack: Stack,
-    texts: tuple[Path, list[str]],  # noqa: F811 - the fixtures above
+    stack: Stack,  # noqa: F811 - the fixture imported above
+    texts: tuple[Path, list[str]],  # noqa: F811
 ) -> None:
     folder, contents = texts
     state = stack.up(workers=2)
