@@ -84,13 +84,17 @@ def start_job(spec: JobSpec, job_id: str, state_machine_arn: str) -> str:
             Step Functions refused the call.
         RetryableError: Step Functions throttled or failed the call.
     """
+    return _start(spec, job_id, state_machine_arn)
+
+
+def _start(spec: JobSpec | PipelineSpec, name: str, state_machine_arn: str) -> str:
     document = spec.model_dump(mode="json", exclude_none=True)
     try:
         response = aws.client("stepfunctions").start_execution(
-            stateMachineArn=state_machine_arn, name=job_id, input=json.dumps(document)
+            stateMachineArn=state_machine_arn, name=name, input=json.dumps(document)
         )
     except (ClientError, BotoCoreError) as exc:
-        raise_mapped(exc, "stepfunctions", "StartExecution", f"{job_id!r} in {state_machine_arn}")
+        raise_mapped(exc, "stepfunctions", "StartExecution", f"{name!r} in {state_machine_arn}")
     return str(response["executionArn"])
 
 
@@ -287,16 +291,7 @@ def start_pipeline(spec: PipelineSpec, pipeline_id: str, state_machine_arn: str)
     Raises:
         ExecutionError, RetryableError: as for :func:`start_job`.
     """
-    document = spec.model_dump(mode="json", exclude_none=True)
-    try:
-        response = aws.client("stepfunctions").start_execution(
-            stateMachineArn=state_machine_arn, name=pipeline_id, input=json.dumps(document)
-        )
-    except (ClientError, BotoCoreError) as exc:
-        raise_mapped(
-            exc, "stepfunctions", "StartExecution", f"{pipeline_id!r} in {state_machine_arn}"
-        )
-    return str(response["executionArn"])
+    return _start(spec, pipeline_id, state_machine_arn)
 
 
 def follow_pipeline(

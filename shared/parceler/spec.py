@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -374,20 +374,7 @@ def parse_spec(document: str | bytes | dict[str, Any]) -> JobSpec:
     Raises:
         SpecError: names every invalid field (dotted path) and what it expects.
     """
-    try:
-        data = json.loads(document) if isinstance(document, str | bytes) else document
-    except json.JSONDecodeError as exc:
-        raise SpecError(
-            f"the job spec is not valid JSON: {exc}.", "check the JSON syntax."
-        ) from exc
-    try:
-        return JobSpec.model_validate(data)
-    except ValidationError as exc:
-        problems = validation_problems(exc, "(spec)")
-        raise SpecError(
-            f"invalid job spec: {problems}.",
-            "fix the named field(s); `parceler spec-schema` prints the schema.",
-        ) from exc
+    return _parse(JobSpec, document, "job spec", "(spec)", "`parceler spec-schema`")
 
 
 def parse_pipeline(document: str | bytes | dict[str, Any]) -> PipelineSpec:
@@ -396,19 +383,28 @@ def parse_pipeline(document: str | bytes | dict[str, Any]) -> PipelineSpec:
     Raises:
         SpecError: names every invalid field, or the stage whose input is wrong.
     """
+    return _parse(
+        PipelineSpec, document, "pipeline spec", "(pipeline)", "`parceler spec-schema --pipeline`"
+    )
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _parse(
+    model: type[_Model], document: str | bytes | dict[str, Any], what: str, root: str, schema: str
+) -> _Model:
     try:
         data = json.loads(document) if isinstance(document, str | bytes) else document
     except json.JSONDecodeError as exc:
-        raise SpecError(
-            f"the pipeline spec is not valid JSON: {exc}.", "check the JSON syntax."
-        ) from exc
+        raise SpecError(f"the {what} is not valid JSON: {exc}.", "check the JSON syntax.") from exc
     try:
-        return PipelineSpec.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        problems = validation_problems(exc, "(pipeline)")
+        problems = validation_problems(exc, root)
         raise SpecError(
-            f"invalid pipeline spec: {problems}.",
-            "fix the named stage or field; `parceler spec-schema --pipeline` prints the schema.",
+            f"invalid {what}: {problems}.",
+            f"fix the named field(s) (a stage is named by its 'name'); {schema} prints the schema.",
         ) from exc
 
 

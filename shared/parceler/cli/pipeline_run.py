@@ -28,6 +28,7 @@ from parceler.cli.run import (
     run_target,
     save_local_job,
     value_table,
+    write_document,
 )
 from parceler.errors import SpecError
 from parceler.execution import PipelineResult, follow_pipeline, start_pipeline
@@ -116,16 +117,7 @@ def run_pipeline(
         document_out["result_uri"] = last.get("result_uri")
         document_out["value_uri"] = last.get("value_uri")
         document_out["outputs"] = str(folder.outputs) if folder.outputs.is_dir() else None
-    text = json.dumps(document_out, indent=2)
-    if folder is not None:
-        folder.path.mkdir(parents=True, exist_ok=True)
-        folder.run_document.write_text(text, encoding="utf-8")
-    if save_result is not None:
-        save_result.parent.mkdir(parents=True, exist_ok=True)
-        save_result.write_text(text, encoding="utf-8")
-    if as_json:
-        typer.echo(json.dumps(document_out))
-    else:
+    if write_document(document_out, folder, save_result, as_json):
         print_pipeline(Console(), result, document_out, folder)
     if not result.succeeded:
         raise typer.Exit(1)

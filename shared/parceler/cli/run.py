@@ -320,18 +320,27 @@ def register(app: typer.Typer) -> None:
                 )
             raise typer.Exit(130) from None
         document = result_document(result, folder)
-        text = json.dumps(document, indent=2)
-        if folder is not None:
-            folder.run_document.write_text(text, encoding="utf-8")
-        if save_result is not None:
-            save_result.parent.mkdir(parents=True, exist_ok=True)
-            save_result.write_text(text, encoding="utf-8")
-        if as_json:
-            typer.echo(json.dumps(document))
-        else:
+        if write_document(document, folder, save_result, as_json):
             print_result(Console(), result, report, folder)
         if not result.succeeded:
             raise typer.Exit(1)
+
+
+def write_document(
+    document: dict[str, Any], folder: RunFolder | None, save_result: Path | None, as_json: bool
+) -> bool:
+    """Save the result document (run folder, ``--save-result``) and print it with ``--json``;
+    True when the human summary is still to print."""
+    text = json.dumps(document, indent=2)
+    if folder is not None:
+        folder.path.mkdir(parents=True, exist_ok=True)
+        folder.run_document.write_text(text, encoding="utf-8")
+    if save_result is not None:
+        save_result.parent.mkdir(parents=True, exist_ok=True)
+        save_result.write_text(text, encoding="utf-8")
+    if as_json:
+        typer.echo(json.dumps(document))
+    return not as_json
 
 
 @dataclass
