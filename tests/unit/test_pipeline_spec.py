@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -115,3 +116,16 @@ def test_the_pipeline_schema_is_published() -> None:
     schema = spec_json_schema(pipeline=True)
     assert "stages" in schema["properties"]
     assert "StageSpec" in schema["$defs"]
+
+
+def test_cancelling_a_pipeline_marks_its_stage_jobs_and_a_job_itself() -> None:
+    from parceler.cli.cancel import ledger_jobs
+
+    pipeline = _pipeline(
+        {"name": "route", "kind": "map_to_n", "partitions": 2, "processor": SHELL},
+        {"name": "merge", "kind": "map_from_n", "processor": MERGE},
+    )
+    assert ledger_jobs("p7", json.dumps(pipeline)) == ["p7--route", "p7--merge"]
+    job = {"source": "/d", "processor": {"name": "linecount"}}
+    assert ledger_jobs("job-1", json.dumps(job)) == ["job-1"]
+    assert ledger_jobs("job-2", "not json") == ["job-2"]

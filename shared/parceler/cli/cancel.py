@@ -1,7 +1,9 @@
-"""``parceler cancel JOB``: stop a deployed job's execution and mark it in the ledger."""
+"""``parceler cancel JOB``: stop a deployed job's (or pipeline's) execution and mark it in the
+ledger."""
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Annotated
 
@@ -12,6 +14,8 @@ from parceler import aws
 from parceler.aws.ledger import Ledger
 from parceler.cli import err_console, friendly_errors
 from parceler.errors import ExecutionError, SpecError
+from parceler.pipeline import stage_job_id
+from parceler.spec import is_pipeline, parse_pipeline
 
 CANCELLED_CAUSE = "cancelled by user"
 
@@ -34,7 +38,8 @@ def cancel_job(state_machine_arn: str, ledger: Ledger, job_id: str) -> bool:
     arn = execution_arn(state_machine_arn, job_id)
     sfn = aws.client("stepfunctions")
     try:
-        if sfn.describe_execution(executionArn=arn)["status"] != "RUNNING":
+        described = sfn.describe_execution(executionArn=arn)
+        if described["status"] != "RUNNING":
             return False
         sfn.stop_execution(executionArn=arn, error="Cancelled", cause=CANCELLED_CAUSE)
     except ClientError as exc:
@@ -45,11 +50,25 @@ def cancel_job(state_machine_arn: str, ledger: Ledger, job_id: str) -> bool:
                 "check the job id and the state machine.",
             ) from exc
         raise ExecutionError(f"StopExecution failed: {code}: {exc}.") from exc
-    ledger.mark_job(
-        job_id, "FAILED", expected=["PLANNING", "RUNNING", "AGGREGATING"], error="Cancelled",
-        cause=CANCELLED_CAUSE,
-    )  # fmt: skip
+    for target in ledger_jobs(job_id, described.get("input")):
+        ledger.mark_job(
+            target, "FAILED", expected=["PLANNING", "RUNNING", "AGGREGATING"], error="Cancelled",
+            cause=CANCELLED_CAUSE,
+        )  # fmt: skip
     return True
+
+
+def ledger_jobs(execution_name: str, execution_input: str | None) -> list[str]:
+    """The ledger's jobs an execution runs: itself, or a pipeline's stages (its input has
+    ``stages``; only the one running is still active, the others are left as they are)."""
+    try:
+        document = json.loads(execution_input or "{}")
+        if is_pipeline(document):
+            spec = parse_pipeline(document)
+            return [stage_job_id(execution_name, stage.name) for stage in spec.order()]
+    except (ValueError, SpecError):
+        pass  # not a pipeline this parceler reads: the execution's own job
+    return [execution_name]
 
 
 def register(app: typer.Typer) -> None:
