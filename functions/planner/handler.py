@@ -38,7 +38,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         n = write_slice(job_id, int(event["slice"]), settings(), redrive=number)
         return {"job_id": job_id, "slice": int(event["slice"]), "n_groups": n}
     if action == "redrive" and "execution" in event:
-        return {**redrive(job_id, str(event["execution"]), settings()).to_json(), "pipeline": None}
+        redriven = redrive(job_id, str(event["execution"]), settings()).to_json()
+        return {**redriven, "pipeline": event.get("pipeline")}  # a stage: the pipeline goes on
     if action != "plan" or "spec" not in event:
         raise SpecError(
             f"planner action {action!r} with keys {sorted(event)} is not understood.",

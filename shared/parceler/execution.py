@@ -106,7 +106,12 @@ def redrive_execution_name(job_id: str, redrive: int, now: float | None = None) 
     return f"{job_id[:48]}-redrive-{redrive}-{stamp}"
 
 
-def start_redrive(job_id: str, state_machine_arn: str, ledger: Ledger) -> str:
+def start_redrive(
+    job_id: str,
+    state_machine_arn: str,
+    ledger: Ledger,
+    pipeline: dict[str, Any] | None = None,
+) -> str:
     """Start an execution that redrives job ``job_id`` (input ``{"redrive": job_id}``; see
     :func:`parceler.planner.redrive`); return its ARN.
 
@@ -116,9 +121,12 @@ def start_redrive(job_id: str, state_machine_arn: str, ledger: Ledger) -> str:
     """
     job = ledger.get_job(job_id)
     name = redrive_execution_name(job_id, job.redrives + 1)
+    document: dict[str, Any] = {"redrive": job_id}
+    if pipeline is not None:  # a pipeline's stage: the stages after it run once it succeeds
+        document["pipeline"] = pipeline
     try:
         response = aws.client("stepfunctions").start_execution(
-            stateMachineArn=state_machine_arn, name=name, input=json.dumps({"redrive": job_id})
+            stateMachineArn=state_machine_arn, name=name, input=json.dumps(document)
         )
     except (ClientError, BotoCoreError) as exc:
         raise_mapped(exc, "stepfunctions", "StartExecution", f"{name!r} in {state_machine_arn}")

@@ -141,3 +141,10 @@ def timed_count_by_key(pieces: list[FileRef], ctx: Any) -> dict[str, int]:
     counts = count_by_key(pieces, ctx)
     (folder / str(ctx.partition)).write_text(f"{start} {time.time()}")
     return counts
+
+
+def blockable_count_by_key(pieces: list[FileRef], ctx: Any) -> dict[str, int]:
+    """:func:`count_by_key`, failing for good while the file ``$E2E_BLOCK`` exists."""
+    if Path(os.environ["E2E_BLOCK"]).exists():
+        raise PermanentError(f"blocked by {os.environ['E2E_BLOCK']}")
+    return count_by_key(pieces, ctx)

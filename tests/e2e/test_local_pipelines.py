@@ -244,3 +244,44 @@ def test_a_bad_pipeline_exits_2_naming_the_stage_before_anything_runs(
     assert named in " ".join(done.stderr.split())
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "parceler-runs").exists()  # nothing started
+
+
+def test_a_redrive_of_a_failed_pipeline_reruns_its_failed_stage_and_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, worker_pythonpath: str
+) -> None:
+    truth = keyed_files(tmp_path / "data", 8)
+    block = tmp_path / "block"
+    block.touch()
+    monkeypatch.setenv("E2E_BLOCK", str(block))
+    pipeline = {
+        "source": "data",
+        "stages": [
+            {"name": "route", "kind": "map_to_n", "partitions": 3, "partitioning": {"groups": 2},
+             "processor": {"kind": "python", "function": "tests.e2e.procs:route_by_key"}},
+            {"name": "count", "kind": "map_from_n", "reducer": {"name": "sum"},
+             "processor": {"kind": "python", "per": "group",
+                           "function": "tests.e2e.procs:blockable_count_by_key"}},
+            {"name": "copy", "processor": {"kind": "shell", "command": "cat"}},
+        ],
+    }  # fmt: skip
+    (tmp_path / "pipeline.json").write_text(json.dumps(pipeline))
+
+    failed = parceler(tmp_path, "run", "pipeline.json", "--local", "--json", "--job-id", "e2e-rd")
+    assert failed.returncode == 1, failed.stderr
+    first = json.loads(failed.stdout)
+    assert [s["status"] for s in first["stages"]] == ["SUCCEEDED", "FAILED", "NOT_STARTED"]
+
+    block.unlink()
+    redriven = parceler(tmp_path, "redrive", "e2e-rd", "--local", "--json")
+
+    assert redriven.returncode == 0, redriven.stderr
+    document = json.loads(redriven.stdout)
+    assert [s["status"] for s in document["stages"]] == ["SUCCEEDED"] * 3
+    count = document["stages"][1]
+    assert count["result"] == dict(truth)
+    assert count["groups_failed"] == 0
+    # the stage after the redriven one ran: one copy per partition file the merge wrote
+    copies = list(Path(document["outputs"]).glob("e2e-rd--copy/**/*-part-*"))
+    assert len(copies) == count["n_groups"]
+    again = parceler(tmp_path, "redrive", "e2e-rd", "--local")
+    assert again.returncode == 0 and "nothing to redrive" in again.stdout, again.stderr

@@ -132,8 +132,19 @@ def test_the_flow_matches_the_internals_contract(asl: dict[str, Any]) -> None:
     assert asl["StartAt"] == "Start"
     assert states["Start"]["Choices"] == [
         {"Variable": "$.stages", "IsPresent": True, "Next": "StartPipeline"},
+        {
+            "And": [
+                {"Variable": "$.redrive", "IsPresent": True},
+                {"Variable": "$.pipeline", "IsPresent": True},
+            ],
+            "Next": "RedriveStage",
+        },
         {"Variable": "$.redrive", "IsPresent": True, "Next": "RedriveJob"},
     ]
+    assert states["RedriveStage"]["Parameters"] == {
+        "job_id.$": "$.redrive",
+        "pipeline.$": "$.pipeline",
+    }
     assert states["Start"]["Default"] == "NewJob"
     assert states["NewJob"]["Parameters"] == {
         "job_id.$": "$$.Execution.Name",
@@ -156,6 +167,7 @@ def test_the_flow_matches_the_internals_contract(asl: dict[str, Any]) -> None:
         "action": "redrive",
         "job_id.$": "$.job_id",
         "execution.$": "$$.Execution.Name",
+        "pipeline.$": "$.pipeline",
     }
     assert redrive["ResultSelector"] == plan["ResultSelector"]
     assert [c["Next"] for c in states["WhatToRedrive"]["Choices"]] == [

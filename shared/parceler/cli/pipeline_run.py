@@ -9,15 +9,19 @@ outputs/: every stage's outputs; logs/) and one run folder per stage beside it,
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import typer
+from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.table import Table
 
+from parceler import aws, storage
 from parceler.aws.ledger import Ledger
 from parceler.cli import err_console
+from parceler.cli.cancel import execution_arn
 from parceler.cli.run import (
     DEPLOYED_POLL_SECONDS,
     LOCAL_POLL_SECONDS,
@@ -30,11 +34,13 @@ from parceler.cli.run import (
     value_table,
     write_document,
 )
-from parceler.errors import SpecError
-from parceler.execution import PipelineResult, follow_pipeline, start_pipeline
-from parceler.ledger import JobItem
+from parceler.errors import JobNotFoundError, RedriveError, SpecError
+from parceler.execution import PipelineResult, follow_pipeline, start_pipeline, start_redrive
+from parceler.ledger import SUCCEEDED, JobItem
 from parceler.local import warm_stack
 from parceler.local.run_folder import RunFolder
+from parceler.local.work_area import LocalWorkArea
+from parceler.pipeline import PipelineState, pipeline_spec_uri, stage_job_id
 from parceler.preflight import check_pipeline
 from parceler.spec import PipelineSpec, StageSpec, is_pipeline, parse_pipeline
 
@@ -94,6 +100,9 @@ def run_pipeline(
     if local:
         folder = RunFolder(output.resolve()) if output else RunFolder.default(the_id)
     spec = _with_defaults(spec, folder, no_cache=no_cache)
+    if folder is not None:  # what a local redrive needs to go on after a failed stage
+        folder.path.mkdir(parents=True, exist_ok=True)
+        saved_spec(folder).write_text(spec.model_dump_json(exclude_none=True), encoding="utf-8")
     try:
         result = _run(spec, the_id, folder, workers=workers, quiet=as_json, timeout=timeout,
                       state_machine=state_machine, ledger_table=ledger_table, warm=warm)  # fmt: skip
@@ -104,23 +113,31 @@ def run_pipeline(
             highlight=False,
         )
         raise typer.Exit(130) from None
-    document_out = result.to_json()
-    if folder is not None:
-        document_out["run_folder"] = str(folder.path)
-        for entry in document_out["stages"]:
-            stage_folder = _stage_folder(folder, entry["job_id"])
-            if (stage_folder.result_summary).is_file():
-                entry["result_uri"] = str(stage_folder.result_summary)
-            if stage_folder.value.is_file():
-                entry["value_uri"] = str(stage_folder.value)
-        last = document_out["stages"][-1]
-        document_out["result_uri"] = last.get("result_uri")
-        document_out["value_uri"] = last.get("value_uri")
-        document_out["outputs"] = str(folder.outputs) if folder.outputs.is_dir() else None
+    document_out = pipeline_document_of(result, folder)
     if write_document(document_out, folder, save_result, as_json):
         print_pipeline(Console(), result, document_out, folder)
     if not result.succeeded:
         raise typer.Exit(1)
+
+
+def pipeline_document_of(result: PipelineResult, folder: RunFolder | None) -> dict[str, Any]:
+    """What ``--json`` prints for a pipeline: for a local run, each stage's result and value
+    in its run folder in place of the vanished work area's URIs."""
+    document = result.to_json()
+    if folder is None:
+        return document
+    document["run_folder"] = str(folder.path)
+    for entry in document["stages"]:
+        stage_folder = _stage_folder(folder, entry["job_id"])
+        if stage_folder.result_summary.is_file():
+            entry["result_uri"] = str(stage_folder.result_summary)
+        if stage_folder.value.is_file():
+            entry["value_uri"] = str(stage_folder.value)
+    last = document["stages"][-1]
+    document["result_uri"] = last.get("result_uri")
+    document["value_uri"] = last.get("value_uri")
+    document["outputs"] = str(folder.outputs) if folder.outputs.is_dir() else None
+    return document
 
 
 def _with_defaults(spec: PipelineSpec, folder: RunFolder | None, *, no_cache: bool) -> PipelineSpec:
@@ -254,3 +271,102 @@ def refuse_job_options(argument: str, given: list[Any]) -> None:
             "come from it, not from options.",
             "edit the pipeline file (`parceler spec-schema --pipeline` prints its schema).",
         )
+
+
+def saved_spec(folder: RunFolder) -> Path:
+    """Where a local pipeline run keeps its spec (as run, local outputs filled in)."""
+    return folder.path / "pipeline.json"
+
+
+def find_pipeline(
+    name: str, *, local: bool, run_dir: Path | None, state_machine: str | None
+) -> PipelineSpec | None:
+    """The pipeline spec ``name`` ran, or None when ``name`` is a job: a local run's saved
+    ``pipeline.json``, or a deployed execution's input."""
+    if local:
+        path = saved_spec(RunFolder(run_dir) if run_dir else RunFolder.default(name))
+        return parse_pipeline(path.read_text(encoding="utf-8")) if path.is_file() else None
+    machine = state_machine or os.environ.get("PARCELER_STATE_MACHINE_ARN")
+    if not machine:
+        return None  # the job path asks for it
+    try:
+        described = aws.client("stepfunctions").describe_execution(
+            executionArn=execution_arn(machine, name)
+        )
+    except ClientError:
+        return None  # no such execution: the job path says what is missing
+    document = json.loads(described.get("input") or "{}")
+    return parse_pipeline(document) if is_pipeline(document) else None
+
+
+def redrive_pipeline(
+    pipeline_id: str,
+    spec: PipelineSpec,
+    folder: RunFolder | None,
+    area: LocalWorkArea | None,
+    *,
+    workers: int,
+    quiet: bool,
+    timeout: float | None,
+    state_machine: str | None,
+    ledger_table: str | None,
+) -> PipelineResult | None:
+    """Redrive the pipeline's first stage that did not succeed; once it succeeds the stages
+    after it run (one execution). None when every stage had succeeded.
+
+    Raises:
+        RedriveError: the first unfinished stage never started (run the pipeline again).
+    """
+    stages = spec.order()
+    with run_target(
+        pipeline_id, folder, workers=workers, quiet=quiet, incremental=True,
+        state_machine=state_machine, ledger_table=ledger_table,
+    ) as target:  # fmt: skip
+        if folder is not None and area is not None:  # the emulator is new: restore the run
+            bucket = target.session.stack.work_bucket
+            storage.write_bytes(
+                pipeline_spec_uri(bucket, pipeline_id), spec.model_dump_json().encode()
+            )
+            for stage in stages:
+                if area.has_job(stage_job_id(pipeline_id, stage.name)):
+                    area.restore_job(target.session.stack, stage_job_id(pipeline_id, stage.name))
+        ledger = Ledger(target.table)
+        index = next(
+            (
+                i
+                for i, stage in enumerate(stages)
+                if _status(ledger, pipeline_id, stage) != SUCCEEDED
+            ),
+            None,
+        )
+        if index is None:
+            return None
+        job_id = stage_job_id(pipeline_id, stages[index].name)
+        if _status(ledger, pipeline_id, stages[index]) is None:
+            raise RedriveError(
+                f"stage {stages[index].name!r} of pipeline {pipeline_id!r} never started, so "
+                "it has nothing to redrive.",
+                "run the pipeline again (a new pipeline id).",
+            )
+        state = PipelineState(pipeline_id, index, len(stages)).to_json()
+        arn = start_redrive(job_id, target.machine, ledger, pipeline=state)
+        poll = LOCAL_POLL_SECONDS if folder is not None else DEPLOYED_POLL_SECONDS
+        result = follow_pipeline(
+            arn, pipeline_id, spec, ledger, poll_seconds=poll, timeout_seconds=timeout,
+            enforce_quotas=folder is not None,
+        )  # fmt: skip
+        if folder is not None:
+            for staged in result.stages:
+                if staged.job is not None:
+                    save_local_job(
+                        _stage_folder(folder, staged.job_id), target, staged.job_id,
+                        staged.job.result_uri, staged.job.value_uri, logs=folder.logs,
+                    )  # fmt: skip
+    return result
+
+
+def _status(ledger: Ledger, pipeline_id: str, stage: StageSpec) -> str | None:
+    try:
+        return ledger.get_job(stage_job_id(pipeline_id, stage.name)).status
+    except JobNotFoundError:
+        return None

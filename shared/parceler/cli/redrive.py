@@ -14,6 +14,12 @@ from rich.console import Console
 from parceler.aws.ledger import Ledger
 from parceler.cli import err_console, friendly_errors
 from parceler.cli.options import JsonOption, LedgerTableOption, StateMachineOption, TimeoutOption
+from parceler.cli.pipeline_run import (
+    find_pipeline,
+    pipeline_document_of,
+    print_pipeline,
+    redrive_pipeline,
+)
 from parceler.cli.run import (
     DEPLOYED_POLL_SECONDS,
     LOCAL_POLL_SECONDS,
@@ -21,11 +27,13 @@ from parceler.cli.run import (
     _required_env,
     print_result,
     result_document,
+    write_document,
 )
 from parceler.execution import JobResult, start_redrive
 from parceler.ledger import SUCCEEDED
 from parceler.local.run_folder import RUNS_FOLDER, RunFolder
 from parceler.local.work_area import WORK_AREA_FOLDER, LocalWorkArea
+from parceler.spec import PipelineSpec
 
 
 def register(app: typer.Typer) -> None:
@@ -58,16 +66,24 @@ def register(app: typer.Typer) -> None:
         """Re-run the groups of finished job JOB that failed (or never finished), with new
         attempts, then aggregate every committed result again. Succeeded groups are not
         touched. A SUCCEEDED job has nothing to redrive: the command says so and exits 0.
+        Given a pipeline's id, its first stage that did not succeed is redriven and the
+        stages after it run once it succeeds.
 
         Deployed: a new execution of the job state machine named JOB-redrive-N-TIME with
         input {"redrive": JOB} (the same as starting it from the console). --local: the job
         is restored from its saved work area into a new emulator, redriven there, and its
         run folder updated.
         """
-        folder = RunFolder.find(job_id, run_dir) if local else None
         area = (LocalWorkArea(work_area.resolve()) if work_area else None) or (
             LocalWorkArea.default() if local else None
         )
+        pipeline = find_pipeline(job_id, local=local, run_dir=run_dir, state_machine=state_machine)
+        if pipeline is not None:
+            _redrive_pipeline(job_id, pipeline, local=local, run_dir=run_dir, area=area,
+                              workers=workers, as_json=as_json, timeout=timeout,
+                              state_machine=state_machine, ledger_table=ledger_table)  # fmt: skip
+            return
+        folder = RunFolder.find(job_id, run_dir) if local else None
         result = _redrive(job_id, folder, area, workers=workers, quiet=as_json, timeout=timeout,
                           state_machine=state_machine, ledger_table=ledger_table)  # fmt: skip
         if result is None:
@@ -86,6 +102,34 @@ def register(app: typer.Typer) -> None:
             print_result(Console(), result, None, folder)
         if not result.succeeded:
             raise typer.Exit(1)
+
+
+def _redrive_pipeline(
+    pipeline_id: str, spec: PipelineSpec, *, local: bool, run_dir: Path | None,
+    area: LocalWorkArea | None, workers: int, as_json: bool, timeout: float | None,
+    state_machine: str | None, ledger_table: str | None,
+) -> None:  # fmt: skip
+    """``redrive PIPELINE``: its first stage that did not succeed, then the stages after it."""
+    folder = (
+        (RunFolder(run_dir.resolve()) if run_dir else RunFolder.default(pipeline_id))
+        if local
+        else None
+    )
+    result = redrive_pipeline(pipeline_id, spec, folder, area, workers=workers, quiet=as_json,
+                              timeout=timeout, state_machine=state_machine,
+                              ledger_table=ledger_table)  # fmt: skip
+    if result is None:
+        message = f"pipeline {pipeline_id}: every stage SUCCEEDED; nothing to redrive."
+        if as_json:
+            typer.echo(json.dumps({"pipeline_id": pipeline_id, "status": SUCCEEDED, "redriven": 0}))
+        else:
+            Console().print(message, highlight=False)
+        return
+    document = pipeline_document_of(result, folder)
+    if write_document(document, folder, None, as_json):
+        print_pipeline(Console(), result, document, folder)
+    if not result.succeeded:
+        raise typer.Exit(1)
 
 
 def _redrive(
