@@ -166,3 +166,15 @@ def test_a_shell_map_to_n_name_outside_its_folder_is_refused(tmp_path: Path) -> 
     with pytest.raises(ProcessorError, match="not a file it wrote"):
         run_group(processor, None, files, ctx, kind="map_to_n", partitions=2)
     assert not storage.exists(str(tmp_path / "out" / DATA_NAME))
+
+
+def test_the_pipeline_summary_names_a_partition_over_four_times_the_median() -> None:
+    from parceler.cli.pipeline_run import partitions_text
+
+    sizes = partition_sizes(np.array([100, 120, 110, 2_000])).to_json()
+    text = partitions_text(sizes)
+    assert text.startswith("100/115/2,000 B (min/median/max)")
+    assert text.endswith("over 4x the median: 3")
+    assert partitions_text(partition_sizes(np.array([5, 6, 7])).to_json()).endswith(
+        "(min/median/max)"
+    )

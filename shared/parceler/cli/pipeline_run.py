@@ -234,7 +234,7 @@ def print_pipeline(
         )
         table.add_row(
             stage.name, stage.kind, entry.get("status", "—"), groups,
-            _partitions_text(stage.partition_sizes), str(entry.get("result_uri") or "—"),
+            partitions_text(stage.partition_sizes), str(entry.get("result_uri") or "—"),
         )  # fmt: skip
     console.print(table, soft_wrap=True)
     console.print(
@@ -254,7 +254,7 @@ def print_pipeline(
         console.print(value_table(last.result))
 
 
-def _partitions_text(sizes: dict[str, Any] | None) -> str:
+def partitions_text(sizes: dict[str, Any] | None) -> str:
     if not sizes:
         return ""
     text = f"{sizes['min']:,}/{sizes['median']:,}/{sizes['max']:,} B (min/median/max)"
