@@ -352,7 +352,13 @@ def follow_pipeline(
         staged = None
         if job is not None:
             ended = {**described, "status": _stage_status(job, described)}
-            staged = job_result(job_id, execution_arn, ended, job, seconds)
+            # The stage's own time, from its job item (the pipeline's when not recorded).
+            took = (
+                job.updated_at - job.created_at
+                if job.updated_at is not None and job.created_at is not None
+                else seconds
+            )
+            staged = job_result(job_id, execution_arn, ended, job, took)
         results.append(StageResult(stage.name, stage.kind, job_id, staged, sizes.get(stage.name)))
     error, cause = _task_error(described.get("error"), described.get("cause"))
     return PipelineResult(
