@@ -197,6 +197,7 @@ def test_planner_handler_returns_the_state_machine_contract(
             "slices": {"bucket": "parceler-work", "key": "jobs/exec-1/plan/slices.json"},
             "recheck_seconds": 60,
             "noop": False,
+            "pipeline": None,  # a plain job; a pipeline's stage gets its pipeline state back
         }
     )
     assert drain(resources.lambda_queue_url) == []
