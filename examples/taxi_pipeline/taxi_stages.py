@@ -1,8 +1,8 @@
 """The NYC-taxi pipeline's stages in Python: select columns → route by passenger count →
 count per partition (the s4 seed's pipeline, written as map / map_to_n / map_from_n).
 
-Every function works on bytes, a block of lines at a time: the data is ASCII CSV and a
-per-line ``str`` decode would cost more than the work itself.
+Every function works on bytes (a file, or a block of lines, at a time): the data is ASCII
+CSV and a per-line ``str`` decode would cost more than the work itself.
 """
 
 from __future__ import annotations
