@@ -2,7 +2,8 @@
 
 The long ones are run by hand, with the commands in their results files:
 ``bench.bench_partition compare`` (s3manifesto takes ~20 min at 100k files) and
-``bench.bench_partition scale --n 10000000`` (the 10M hierarchical plan).
+``bench.bench_partition scale --n 10000000`` (the 10M hierarchical plan) and
+``bench.bench_pipeline`` (the taxi pipeline on ~1 GB, 4 min of data generation first).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""The examples stay runnable: every job spec validates, every generator runs, and each
-spec's processor computes the right answer on a small generated sample (in-process, via
-``run_group``: the same code the workers run)."""
+"""The examples stay runnable: every job and pipeline spec validates, every generator runs,
+and each job spec's processor computes the right answer on a small generated sample
+(in-process, via ``run_group``: the same code the workers run). The pipelines run end to
+end in ``tests/e2e/test_pipeline_examples.py``."""
 
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ import pytest
 
 from parceler.processors import GroupContext, check_processor, run_group
 from parceler.sources import load_source
-from parceler.spec import JobSpec, parse_spec
+from parceler.spec import JobSpec, parse_pipeline, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 TAXI = ("examples/taxi/generate.py", ["--files", "6", "--median-rows", "30"])
+SORT = ("examples/sort_pipeline/generate.py", ["--files", "4", "--records", "50"])
 # Each example's job.json and the generator (with small arguments) that makes its data.
 GENERATORS = {
     "taxi": TAXI,
@@ -31,6 +33,22 @@ GENERATORS = {
         ["--files", "12", "--median-rows", "40"],
     ),
 }
+# Each pipeline spec (a file whose name contains "pipeline") and the generator of its data.
+PIPELINES = {
+    "taxi_pipeline/pipeline.json": TAXI,
+    "taxi_pipeline/shell_pipeline.json": TAXI,
+    "sort_pipeline/pipeline.json": SORT,
+}
+
+# Each generator once: the jobs', and those only a pipeline uses.
+EVERY_GENERATOR = {
+    **GENERATORS,
+    **{name: made for name, made in PIPELINES.items() if made not in GENERATORS.values()},
+}
+
+
+def is_pipeline_file(path: Path) -> bool:
+    return "pipeline" in path.name
 
 
 def spec_of(name: str) -> JobSpec:
@@ -38,7 +56,7 @@ def spec_of(name: str) -> JobSpec:
 
 
 def generate(name: str, out: Path) -> Path:
-    script, args = GENERATORS[name]
+    script, args = GENERATORS[name] if name in GENERATORS else PIPELINES[name]
     done = subprocess.run(
         [sys.executable, str(ROOT / script), "--out", str(out), *args],
         capture_output=True,
@@ -68,13 +86,41 @@ def test_every_example_job_is_covered_here() -> None:
     assert found == set(GENERATORS)
 
 
-@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("**/*.json")), ids=lambda p: p.parent.name)
+def test_every_example_pipeline_is_covered_here() -> None:
+    found = {
+        p.relative_to(EXAMPLES).as_posix()
+        for p in EXAMPLES.glob("**/*.json")
+        if is_pipeline_file(p)
+    }
+    assert found == set(PIPELINES)
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(EXAMPLES.glob("**/*.json")),
+    ids=lambda p: p.relative_to(EXAMPLES).as_posix(),
+)
 def test_every_example_spec_validates(path: Path) -> None:
-    spec = parse_spec(path.read_text(encoding="utf-8"))
-    assert spec.source.startswith("build/")  # generated data, never committed
+    text = path.read_text(encoding="utf-8")
+    if is_pipeline_file(path):
+        pipeline = parse_pipeline(text)
+        assert pipeline.source is not None
+        sources = [pipeline.source, *(s.source for s in pipeline.stages if s.source)]
+    else:
+        sources = [parse_spec(text).source]
+    assert all(source.startswith("build/") for source in sources)  # generated, not committed
 
 
-@pytest.mark.parametrize("name", sorted(GENERATORS))
+@pytest.mark.parametrize("name", sorted(PIPELINES))
+def test_every_example_pipeline_stage_loads(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The processors are examples.<example>.<module>:function, found from the repository
+    # root (the directory the README runs them from).
+    monkeypatch.syspath_prepend(str(ROOT))
+    for stage in parse_pipeline((EXAMPLES / name).read_text(encoding="utf-8")).order():
+        check_processor(stage.processor, stage.reducer, stage.kind)
+
+
+@pytest.mark.parametrize("name", sorted(EVERY_GENERATOR))
 def test_generators_run_deterministically(name: str, tmp_path: Path) -> None:
     first, second = generate(name, tmp_path / "a"), generate(name, tmp_path / "b")
     names = sorted(p.name for p in first.iterdir())
