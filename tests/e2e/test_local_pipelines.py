@@ -122,6 +122,8 @@ def test_a_python_pipeline_maps_shuffles_and_merges_to_the_direct_count(
     assert len(spans) == count.job.n_groups
     for (_, end), (start, _) in pairwise(spans):
         assert end <= start, f"two merge groups ran at once: {spans}"
+    # each stage reports its own time: together they fit in the pipeline's
+    assert sum(s.job.seconds for s in result.stages if s.job) <= result.seconds
     # the ledger holds one record per stage
     ledger = Ledger(session.stack.ledger_table)
     for stage in ("upper", "route", "count"):
