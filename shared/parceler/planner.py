@@ -40,6 +40,7 @@ does nothing (``noop``).
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -87,6 +88,10 @@ GROUP_WRITERS = 16
 """Threads writing one slice's group manifests (the work is waiting on S3 PUTs)."""
 GROUPS_PER_WRITE = 64
 """Group manifests one writer thread writes per turn."""
+INLINE_FILES = 100_000
+"""The most files a one-slice plan may hold for the ``Plan`` task to write its slice itself
+(:func:`plan_and_write_small`): listing and writing that many take seconds, far inside a
+Lambda's 15 minutes (docs/quotas.md)."""
 MIN_RECHECK_SECONDS = 60
 MAX_RECHECK_SECONDS = 3_600
 
@@ -98,7 +103,7 @@ class PlanResult:
 
     job_id: str
     n_groups: int  # groups to send (a redrive: the groups it re-runs)
-    n_slices: int
+    n_slices: int  # slices left for the WriteGroups map to write
     slices_uri: str
     recheck_seconds: int
     noop: bool = False  # a redrive of a SUCCEEDED job: nothing to do
@@ -451,6 +456,26 @@ def _resend_slice(
                 urls[queue_name], bodies[start : start + queue.SEND_BATCH], attempts=attempts
             )
     return len(groups)
+
+
+def plan_and_write_small(spec: JobSpec, job_id: str, settings: PlannerSettings) -> PlanResult:
+    """What the ``Plan`` state runs: :func:`plan`, then, for a plan of one slice of at most
+    :data:`INLINE_FILES` files, that slice's :func:`write_slice` too, so that the state
+    machine skips the ``WriteGroups`` fan-out (a child execution costs latency on AWS as in
+    the local mode). Idempotent and resumable, as both steps are.
+
+    Returns:
+        The plan, whose ``n_slices`` counts the slices left for ``WriteGroups``: 0 when this
+        call wrote the only one (the ledger keeps the plan's own count).
+    """
+    result = plan(spec, job_id, settings)
+    if result.n_slices != 1 or result.noop:
+        return result
+    n_files = _ledger(settings).get_job(job_id).n_files
+    if n_files is None or n_files > INLINE_FILES:
+        return result
+    write_slice(job_id, 0, settings)
+    return dataclasses.replace(result, n_slices=0)
 
 
 def plan_and_send(spec: JobSpec, job_id: str, settings: PlannerSettings) -> PlanResult:
