@@ -25,12 +25,14 @@ from parceler import aws, container_worker, storage
 from parceler.aws.ledger import Ledger
 from parceler.dead_letter import dead_letter
 from parceler.errors import PermanentError
+from parceler.execution import follow, start_job
 from parceler.history import measure_execution
 from parceler.local.emulator import LocalAws
 from parceler.local.resources import LocalStack, create_local_stack
 from parceler.messages import GroupMessage, encode
 from parceler.quotas import ExecutionMeasure
 from parceler.settings import DeadLetterSettings
+from parceler.spec import parse_spec
 from parceler.workarea import JobArea
 
 pytestmark = pytest.mark.functional
@@ -366,6 +368,30 @@ def test_one_slice_with_several_batches_fans_out_the_reduce_only(
     arn = stack.state_machine_arn.replace(":stateMachine:", ":execution:") + ":two-batches"
     assert not _entered(arn, "WriteGroups") and _entered(arn, "ReduceBatches")
     assert _measure(stack, "two-batches").map_runs == 1
+
+
+def test_following_a_job_reads_its_ledger_item_once_without_a_progress_display(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    """A follower polls the execution; the job item (two ledger reads) is for a progress
+    display, and is read once at the end when there is none."""
+    source = _files(tmp_path / "in", ["a\n", "b\n"])
+    reads: list[str] = []
+
+    def count(**_: Any) -> None:
+        if threading.current_thread() is threading.main_thread():  # not the handlers'
+            reads.append("GetItem")
+
+    events = aws.client("dynamodb").meta.events
+    events.register("before-call.dynamodb.GetItem", count, unique_id="count-reads")
+    try:
+        arn = start_job(parse_spec(_spec(source)), "followed", stack.state_machine_arn)
+        result = follow(arn, "followed", Ledger(stack.ledger_table), poll_seconds=0.01)
+    finally:
+        events.unregister("before-call.dynamodb.GetItem", unique_id="count-reads")
+
+    assert result.status == "SUCCEEDED" and result.groups_succeeded == 2
+    assert reads == ["GetItem"]
 
 
 def test_a_long_wait_adds_no_history(stack: LocalStack, tmp_path: Path) -> None:
