@@ -1,6 +1,6 @@
-"""Planner Lambda: ``plan`` (spec → plan, counts and URIs; a small plan's one slice is
-written too), ``write_slice`` (one slice's group manifests, ledger items and messages; or a
-redrive slice's messages) or ``redrive`` (reset a finished job's unfinished groups)."""
+"""Planner Lambda: ``plan`` (spec → plan, counts and URIs), ``write_slice`` (one slice's
+group manifests, ledger items and messages; or a redrive slice's messages) or ``redrive``
+(reset a finished job's unfinished groups)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from parceler.errors import SpecError
-from parceler.planner import plan_and_write_small, redrive, write_slice
+from parceler.planner import plan, redrive, write_slice
 from parceler.settings import PlannerSettings
 from parceler.spec import parse_spec
 
@@ -45,4 +45,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             f"the spec's job_id {spec.job_id!r} differs from the execution name {job_id!r}.",
             "name the execution after the job_id, or leave job_id out of the spec.",
         )
-    return plan_and_write_small(spec, job_id, settings()).to_json()
+    return plan(spec, job_id, settings()).to_json()

@@ -89,9 +89,9 @@ GROUP_WRITERS = 16
 GROUPS_PER_WRITE = 64
 """Group manifests one writer thread writes per turn."""
 INLINE_FILES = 100_000
-"""The most files a one-slice plan may hold for the ``Plan`` task to write its slice itself
-(:func:`plan_and_write_small`): listing and writing that many take seconds, far inside a
-Lambda's 15 minutes (docs/quotas.md)."""
+"""The most files a one-slice plan may hold for :func:`plan` (the ``Plan`` task) to write
+its slice itself: listing and writing that many take seconds, far inside a Lambda's 15
+minutes (docs/quotas.md)."""
 MIN_RECHECK_SECONDS = 60
 MAX_RECHECK_SECONDS = 3_600
 
@@ -153,12 +153,18 @@ def recheck_interval(predicted: Sequence[float], override: int | None = None) ->
 
 def plan(spec: JobSpec, job_id: str, settings: PlannerSettings) -> PlanResult:
     """Plan job ``job_id`` (step 1 of the module docstring): everything but the group
-    manifests, items and messages, which :func:`write_slice` writes per slice.
+    manifests, items and messages, which :func:`write_slice` writes per slice; a plan of
+    one slice of at most :data:`INLINE_FILES` files has that slice written here too, so
+    that the state machine skips the ``WriteGroups`` fan-out (a child execution costs
+    latency on AWS as in the local mode).
 
-    Idempotent: calling it again with the same job id and spec returns the recorded plan.
+    Idempotent: calling it again with the same job id and spec returns the recorded plan
+    (and resumes the small plan's slice).
 
     Returns:
-        The plan the state machine needs (counts, the slice item file, the re-check period).
+        The plan the state machine needs (counts, the slice item file, the re-check
+        period); ``n_slices`` counts the slices left for ``WriteGroups``: 0 when this call
+        wrote the only one (the ledger keeps the plan's own count).
 
     Raises:
         SpecError: the job id exists with a different spec.
@@ -178,7 +184,12 @@ def plan(spec: JobSpec, job_id: str, settings: PlannerSettings) -> PlanResult:
     if job.n_groups is None:
         _plan(spec, job, settings, ledger)
         job = ledger.get_job(job_id)
-    return _result(job, settings)
+    result = _result(job, settings)
+    if result.n_slices == 1 and job.n_files is not None and job.n_files <= INLINE_FILES:
+        # A small plan: its one slice is written here, and the WriteGroups fan-out skipped.
+        write_slice(job_id, 0, settings)
+        return dataclasses.replace(result, n_slices=0)
+    return result
 
 
 def _ledger(settings: PlannerSettings) -> Ledger:
@@ -456,26 +467,6 @@ def _resend_slice(
                 urls[queue_name], bodies[start : start + queue.SEND_BATCH], attempts=attempts
             )
     return len(groups)
-
-
-def plan_and_write_small(spec: JobSpec, job_id: str, settings: PlannerSettings) -> PlanResult:
-    """What the ``Plan`` state runs: :func:`plan`, then, for a plan of one slice of at most
-    :data:`INLINE_FILES` files, that slice's :func:`write_slice` too, so that the state
-    machine skips the ``WriteGroups`` fan-out (a child execution costs latency on AWS as in
-    the local mode). Idempotent and resumable, as both steps are.
-
-    Returns:
-        The plan, whose ``n_slices`` counts the slices left for ``WriteGroups``: 0 when this
-        call wrote the only one (the ledger keeps the plan's own count).
-    """
-    result = plan(spec, job_id, settings)
-    if result.n_slices != 1 or result.noop:
-        return result
-    n_files = _ledger(settings).get_job(job_id).n_files
-    if n_files is None or n_files > INLINE_FILES:
-        return result
-    write_slice(job_id, 0, settings)
-    return dataclasses.replace(result, n_slices=0)
 
 
 def plan_and_send(spec: JobSpec, job_id: str, settings: PlannerSettings) -> PlanResult:

@@ -137,7 +137,7 @@ def test_the_flow_matches_the_internals_contract(asl: dict[str, Any]) -> None:
         "spec.$": "$.spec",
     }
     # A small plan's one slice is written by the Plan task itself: no slice is left for
-    # WriteGroups (planner.plan_and_write_small), and the fan-out is skipped.
+    # WriteGroups (planner.plan), and the fan-out is skipped.
     assert plan["Next"] == "SlicesToWrite"
     assert states["SlicesToWrite"]["Choices"] == [
         {"Variable": "$.plan.n_slices", "NumericEquals": 0, "Next": "WaitForGroups"}
