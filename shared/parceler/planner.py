@@ -18,7 +18,9 @@ Planning runs in two steps so that no Lambda's work grows with the job (docs/quo
    calls. A re-run resumes after the last mark; a crash between a send and its watermark
    re-sends at most :data:`WATERMARK_EVERY` x 10 messages, and a duplicate message is
    harmless (the worker finds the group claimed or committed). The first slice to finish
-   moves the job to ``RUNNING``.
+   moves the job to ``RUNNING``. A plan of one slice of at most :data:`INLINE_FILES` files
+   is written by :func:`plan` itself, in the ``Plan`` task: the state machine then skips
+   ``WriteGroups`` (docs/INTERNALS.md, small jobs skip the fan-outs).
 
 **Incremental runs** (``spec.incremental``, on by default): every group item carries its
 identity (:mod:`parceler.identity`: fingerprint + processor identity). Before a slice sends
@@ -169,7 +171,7 @@ def plan(spec: JobSpec, job_id: str, settings: PlannerSettings) -> PlanResult:
     Raises:
         SpecError: the job id exists with a different spec.
         InputError: the source is empty, unreadable or malformed (nothing is sent).
-        RetryableError: a transient AWS failure; run again to resume.
+        EnqueueError, RetryableError: a transient AWS failure; run again to resume.
     """
     ledger = _ledger(settings)
     spec_hash = spec_store.sha256(spec)
