@@ -16,20 +16,35 @@ file so all three start from a warm page cache:
 (b) **parceler**: ``parceler run FOLDER --processor wordcount --local --workers 2 --json``
     as a subprocess: the whole command, including the emulator, planning, workers and
     aggregation. Skipped with a note while ``parceler run`` does not exist.
-(c) **lithops**: a script run by the Python of a separate venv holding lithops
-    (``--lithops-python``, default ``/tmp/lithops-venv/bin/python``) that builds a
+(c) **lithops**: a script run by a Python holding lithops (``--lithops-python``, default
+    this one, with ``pip install -e '.[bench]'``) that builds a
     ``FunctionExecutor(backend="localhost", storage="localhost")`` from a config dict (no
     config file, no network) with ``worker_processes`` = ``--workers`` and runs
     ``map_reduce(count, paths, merge)`` with ``runtime`` = that venv's Python (lithops'
-    default, ``python`` on PATH, lacks lithops); the built-in's algorithm (regex, decoding,
-    blocks), so the two frameworks run the same per-file code. Timed as the whole
+    default, ``python`` on PATH, may lack lithops); the built-in's algorithm (see below),
+    so the two frameworks run the same per-file code. Timed as the whole
     subprocess, and inside it from executor creation to the reduced result. ``--lithops-chunk``
     files per call (1 is the idiomatic one call per file).
 
-Every variant's counts must equal the serial loop's, word for word, or the run fails.
+(a'') **serial split**: issue 13's baseline, ``Counter(open(f).read().split())`` file by
+    file into one counter (whitespace words, no lower-casing: its counts are not the
+    built-in's, so they are not compared).
+(d) **parceler, warm** (``--warm``): ``parceler local up --workers N`` once, untimed, in a
+    state folder of its own; then the whole ``parceler run FOLDER --processor wordcount
+    --local`` command, which finds that stack and runs the job there (no emulator start),
+    timed every run (the first run after ``up`` is reported, not dropped), each with
+    ``--no-cache`` (a re-run of the same job would reuse the stack's results, counting
+    nothing); ``local down`` at the end.
+
+Every variant's counts but (a'')'s must equal the serial loop's, word for word, or the run
+fails. Lithops runs the built-in's own per-file code (``candidates`` then ``settle`` per
+call, as the built-in does per group) when its Python can import parceler (the default:
+this Python, with ``pip install -e '.[bench]'``); otherwise the old regex algorithm.
 
     python -m bench.wordcount_data --out bench/data/wordcount --files 1000 --size 100KB
     python -m bench.bench_wordcount --data bench/data/wordcount --workers 2
+    python -m bench.bench_wordcount --warm --skip-cold --repeat 3 \
+        --lithops-chunk 50 --lithops-chunk 250 --lithops-chunk 500
 """
 
 from __future__ import annotations
@@ -51,7 +66,7 @@ from typing import Any
 
 from parceler.processors.builtins.wordcount import _BLOCK_CHARS, _WORD
 
-DEFAULT_LITHOPS_PYTHON = "/tmp/lithops-venv/bin/python"
+DEFAULT_LITHOPS_PYTHON = sys.executable  # holds lithops with the bench extra
 
 # Run by the lithops venv's Python. Placeholders are filled with json.dumps values.
 _LITHOPS_SCRIPT = r"""
@@ -69,15 +84,24 @@ VERSION = __VERSION__
 
 
 def count(paths):
-    # The wordcount built-in's algorithm: blocks of whole lines, one findall per block.
+    # The wordcount built-in's algorithm: blocks of whole lines, candidates counted, then
+    # settled once per call (the built-in settles once per group); the old regex without
+    # parceler.
+    try:
+        from parceler.processors.builtins.wordcount import _SIGMA, candidates, settle
+    except ImportError:
+        candidates = None
     counts = Counter()
     for path in paths:
         with open(path, "rb") as raw:
             text = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
             while block := text.read(BLOCK):
                 block += text.readline()
-                counts.update(WORD.findall(block.lower()))
-    return dict(counts)
+                if candidates is None:
+                    counts.update(WORD.findall(block.lower()))
+                else:
+                    counts.update(candidates(block.lower() if _SIGMA in block else block))
+    return dict(counts if candidates is None else settle(counts, lowercase=True))
 
 
 def merge(results):
@@ -143,6 +167,15 @@ def serial_count(files: list[Path]) -> dict[str, int]:
     return dict(counts)
 
 
+def serial_split(files: list[Path]) -> dict[str, int]:
+    """Issue 13's baseline: ``Counter(open(f).read().split())``, file by file, one counter."""
+    counts: Counter[str] = Counter()
+    for path in files:
+        with path.open() as text:
+            counts.update(text.read().split())
+    return dict(counts)
+
+
 def serial_count_blocks(files: list[Path]) -> dict[str, int]:
     """For comparison: the serial loop with the built-in's reading (blocks of whole lines)."""
     counts: Counter[str] = Counter()
@@ -183,6 +216,16 @@ def _find_words(value: Any) -> dict[str, int] | None:
     return None
 
 
+def _words_of(document: dict[str, Any]) -> dict[str, int] | None:
+    """The word counts of a ``parceler run`` document: inline, or in the run folder's value
+    file (``value_uri``; a value over 256 KiB is not inlined in the document)."""
+    words = _find_words(document)
+    value_uri = document.get("value_uri")
+    if words is None and isinstance(value_uri, str) and Path(value_uri).is_file():
+        words = _find_words(json.loads(Path(value_uri).read_text(encoding="utf-8")))
+    return words
+
+
 def _parceler_command() -> list[str]:
     return [sys.executable, "-m", "parceler"]
 
@@ -211,9 +254,55 @@ def run_parceler(folder: Path, workers: int, repeat: int, target_size: str | Non
         inner = document.get("seconds")
         if isinstance(inner, int | float):
             variant.inner_seconds.append(float(inner))
-        variant.words = _find_words(document)
+        variant.words = _words_of(document)
         if variant.words is None:
             variant.skipped = f"counts not verified: no value in {saved}"
+    return variant
+
+
+def run_parceler_warm(folder: Path, workers: int, repeat: int) -> Variant:
+    """(d): ``local up`` once (untimed), then the whole ``parceler run ... --local`` command
+    on that stack, every run timed and its counts checked; ``local down`` at the end."""
+    state = Path(tempfile.mkdtemp(prefix="parceler-wc-stack-"))
+    saved = state / "result.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["PARCELER_LOCAL_STATE_DIR"] = str(state / "stack")
+    # --no-cache: every run counts every group (a re-run would reuse the stack's results).
+    command = [*_parceler_command(), "run", str(folder), "--processor", "wordcount",
+               "--local", "--no-cache", "--json", "--save-result", str(saved)]  # fmt: skip
+    variant = Variant(
+        f"parceler run --local, warm stack ({workers} workers)",
+        " ".join(["parceler", *command[3:-2]])
+        + f" (after `parceler local up --workers {workers}`)",
+    )
+    up = subprocess.run([*_parceler_command(), "local", "up", "--workers", str(workers)],
+                        capture_output=True, text=True, check=False, env=env)  # fmt: skip
+    if up.returncode != 0:
+        variant.skipped = f"local up: exit {up.returncode}: {up.stderr.strip()[-600:]}"
+        return variant
+    try:
+        for _ in range(repeat):
+            seconds, done = _timed(
+                lambda: subprocess.run(
+                    command, capture_output=True, text=True, check=False, env=env
+                )
+            )
+            if done.returncode != 0:
+                variant.skipped = f"exit {done.returncode}: {done.stderr.strip()[-600:]}"
+                return variant
+            variant.seconds.append(seconds)
+            document = json.loads(saved.read_text())
+            inner = document.get("seconds")
+            if isinstance(inner, int | float):
+                variant.inner_seconds.append(float(inner))
+            variant.words = _words_of(document)
+            if variant.words is None:
+                variant.skipped = f"counts not verified: no value in {saved}"
+            if document.get("groups_skipped"):
+                variant.skipped = f"{document['groups_skipped']} group(s) reused, not counted"
+    finally:
+        subprocess.run([*_parceler_command(), "local", "down"], capture_output=True,
+                       check=False, env=env)  # fmt: skip
     return variant
 
 
@@ -233,8 +322,8 @@ def run_lithops(
     )
     if not Path(python).exists():
         variant.skipped = (
-            f"{python} not found: python3 -m venv /tmp/lithops-venv && "
-            "/tmp/lithops-venv/bin/pip install lithops==3.8.0"
+            f"{python} not found: pip install -e '.[bench]' (lithops 3.8.0) and pass "
+            "--lithops-python with that Python"
         )
         return variant
     script = (
@@ -300,6 +389,10 @@ def main() -> None:
     parser.add_argument("--parceler-target-size", action="append",
                         help="also pass --target-size (repeatable; default: none)")  # fmt: skip
     parser.add_argument("--skip-lithops", action="store_true")
+    parser.add_argument("--warm", action="store_true",
+                        help="also time `parceler run --local` on a `local up` stack")  # fmt: skip
+    parser.add_argument("--skip-cold", action="store_true",
+                        help="do not time the cold `parceler run --local` (emulator per run)")  # fmt: skip
     parser.add_argument("--json", dest="as_json", action="store_true")
     args = parser.parse_args()
 
@@ -316,9 +409,16 @@ def main() -> None:
     for _ in range(args.repeat):
         seconds, blocks.words = _timed(lambda: serial_count_blocks(files))
         blocks.seconds.append(seconds)
-    variants = [serial, blocks]
-    for target in args.parceler_target_size or [None]:
-        variants.append(run_parceler(args.data, args.workers, args.repeat, target))
+    split = Variant("serial split loop (issue 13's baseline)", "Counter(open(f).read().split())")
+    for _ in range(args.repeat):
+        seconds, _words = _timed(lambda: serial_split(files))
+        split.seconds.append(seconds)
+    variants = [serial, blocks, split]
+    if not args.skip_cold:
+        for target in args.parceler_target_size or [None]:
+            variants.append(run_parceler(args.data, args.workers, args.repeat, target))
+    if args.warm:
+        variants.append(run_parceler_warm(args.data, args.workers, args.repeat))
     if not args.skip_lithops:
         for chunk in args.lithops_chunk or [1]:
             variants.append(
@@ -332,6 +432,7 @@ def main() -> None:
                 )
             )
     checks = {v.name: _check(serial.words, v) for v in variants}
+    checks[split.name] = "other tokenizer"
     parceler_best = min((v.best for v in variants[1:] if v.name.startswith("parceler") and v.best),
                         default=None)  # fmt: skip
     summary: dict[str, Any] = {

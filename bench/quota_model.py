@@ -46,12 +46,12 @@ class Parameters:
     groups: int = 58_052
     group_seconds: float = 20.0
     concurrency: int = 50
-    # The parent: Plan (Task), WriteGroups (Distributed Map), WaitForGroups (Task), Choice,
-    # WriteBatches (Task), AggregateBatches (Distributed Map), FinalReduce (Task), Choice,
-    # Succeed. Re-check: a timed-out wait, its Catch and a re-register (~8 events, brief).
+    # The parent: Plan (Task), SlicesToWrite (Choice), WriteGroups (Distributed Map),
+    # WaitForGroups (Task), Choice, PrepareAggregation (Task), BatchesToReduce (Choice),
+    # ReduceBatches (Distributed Map), FinalReduce (Task), Choice, Succeed. Re-check: a timed-out wait, its Catch and a re-register (~8 events, brief).
     parent_tasks: int = 4
     parent_distributed_maps: int = 2
-    parent_pass_or_choice: int = 3
+    parent_pass_or_choice: int = 5
     events_per_recheck: int = 8
     recheck_seconds: float = 3600.0  # the period stops doubling once it reaches this
     recheck_first_seconds: float = 60.0  # the plan's recheck_seconds for short groups

@@ -3,7 +3,8 @@ final reduce.
 
 A two-level tree, driven from S3 so that no state carries a list (docs/quotas.md).
 :func:`prepare` writes the item file (``JobArea.aggregation_batches``: one item per
-:data:`AGGREGATION_BATCH` groups) that the ``ReduceBatches`` Distributed Map reads;
+:data:`AGGREGATION_BATCH` groups) that the ``ReduceBatches`` Distributed Map reads (a job
+of one batch is reduced by :func:`prepare` itself, and the Map is skipped);
 :func:`reduce_batch` (one child execution) reads the committed results of its groups,
 reduces their values with the job's reducer and concatenates their output tables into a
 *partial* manifest (``JobArea.partial``). :func:`finalize` reads the partials by index,
@@ -91,9 +92,15 @@ class AggregationItems:
     bucket: str
     key: str
     n_batches: int
+    reduced: bool = False  # the one batch is reduced already: the state machine skips the Map
 
     def to_json(self) -> dict[str, Any]:
-        return {"bucket": self.bucket, "key": self.key, "n_batches": self.n_batches}
+        return {
+            "bucket": self.bucket,
+            "key": self.key,
+            "n_batches": self.n_batches,
+            "reduced": self.reduced,
+        }
 
 
 def aggregation_batches(
@@ -114,15 +121,24 @@ def aggregation_batches(
 
 def prepare(job_id: str, settings: AggregatorSettings) -> AggregationItems:
     """Write the item file of the ``ReduceBatches`` Distributed Map and mark the job
-    AGGREGATING. Idempotent."""
+    AGGREGATING; a job of one batch has that batch reduced here too (``reduced``), so that
+    the state machine skips the fan-out (one batch is :data:`AGGREGATION_BATCH` groups at
+    most: a reducer's ~1 s). Idempotent."""
     ledger = Ledger(settings.ledger_table)
     job = ledger.get_job(job_id)
     ledger.mark_job(job_id, "AGGREGATING", expected=["RUNNING", "PLANNING"])
-    items = aggregation_batches(int(job.n_groups or 0), job_id=job_id)
+    # The size read now, not bound as a default when the module loaded (tests change it).
+    items = aggregation_batches(int(job.n_groups or 0), AGGREGATION_BATCH, job_id=job_id)
     uri = JobArea(settings.work_bucket, job_id).aggregation_batches
     storage.write_bytes(uri, json.dumps(items).encode(), content_type="application/json")
     where = storage.parse_uri(uri)
-    return AggregationItems(bucket=where.bucket, key=where.key, n_batches=len(items))
+    reduced = len(items) == 1
+    if reduced:
+        (only,) = items
+        reduce_batch(job_id, 0, only["first_group"], only["n_groups"], settings)
+    return AggregationItems(
+        bucket=where.bucket, key=where.key, n_batches=len(items), reduced=reduced
+    )
 
 
 def reduce_batch(

@@ -18,7 +18,9 @@ Planning runs in two steps so that no Lambda's work grows with the job (docs/quo
    calls. A re-run resumes after the last mark; a crash between a send and its watermark
    re-sends at most :data:`WATERMARK_EVERY` x 10 messages, and a duplicate message is
    harmless (the worker finds the group claimed or committed). The first slice to finish
-   moves the job to ``RUNNING``.
+   moves the job to ``RUNNING``. A plan of one slice of at most :data:`INLINE_FILES` files
+   is written by :func:`plan` itself, in the ``Plan`` task: the state machine then skips
+   ``WriteGroups`` (docs/INTERNALS.md, small jobs skip the fan-outs).
 
 **Incremental runs** (``spec.incremental``, on by default): every group item carries its
 identity (:mod:`parceler.identity`: fingerprint + processor identity). Before a slice sends
@@ -40,6 +42,7 @@ does nothing (``noop``).
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -87,6 +90,10 @@ GROUP_WRITERS = 16
 """Threads writing one slice's group manifests (the work is waiting on S3 PUTs)."""
 GROUPS_PER_WRITE = 64
 """Group manifests one writer thread writes per turn."""
+INLINE_FILES = 100_000
+"""The most files a one-slice plan may hold for :func:`plan` (the ``Plan`` task) to write
+its slice itself: listing and writing that many take seconds, far inside a Lambda's 15
+minutes (docs/quotas.md)."""
 MIN_RECHECK_SECONDS = 60
 MAX_RECHECK_SECONDS = 3_600
 
@@ -98,7 +105,7 @@ class PlanResult:
 
     job_id: str
     n_groups: int  # groups to send (a redrive: the groups it re-runs)
-    n_slices: int
+    n_slices: int  # slices left for the WriteGroups map to write
     slices_uri: str
     recheck_seconds: int
     noop: bool = False  # a redrive of a SUCCEEDED job: nothing to do
@@ -148,17 +155,23 @@ def recheck_interval(predicted: Sequence[float], override: int | None = None) ->
 
 def plan(spec: JobSpec, job_id: str, settings: PlannerSettings) -> PlanResult:
     """Plan job ``job_id`` (step 1 of the module docstring): everything but the group
-    manifests, items and messages, which :func:`write_slice` writes per slice.
+    manifests, items and messages, which :func:`write_slice` writes per slice; a plan of
+    one slice of at most :data:`INLINE_FILES` files has that slice written here too, so
+    that the state machine skips the ``WriteGroups`` fan-out (a child execution costs
+    latency on AWS as in the local mode).
 
-    Idempotent: calling it again with the same job id and spec returns the recorded plan.
+    Idempotent: calling it again with the same job id and spec returns the recorded plan
+    (and resumes the small plan's slice).
 
     Returns:
-        The plan the state machine needs (counts, the slice item file, the re-check period).
+        The plan the state machine needs (counts, the slice item file, the re-check
+        period); ``n_slices`` counts the slices left for ``WriteGroups``: 0 when this call
+        wrote the only one (the ledger keeps the plan's own count).
 
     Raises:
         SpecError: the job id exists with a different spec.
         InputError: the source is empty, unreadable or malformed (nothing is sent).
-        RetryableError: a transient AWS failure; run again to resume.
+        EnqueueError, RetryableError: a transient AWS failure; run again to resume.
     """
     ledger = _ledger(settings)
     spec_hash = spec_store.sha256(spec)
@@ -173,7 +186,12 @@ def plan(spec: JobSpec, job_id: str, settings: PlannerSettings) -> PlanResult:
     if job.n_groups is None:
         _plan(spec, job, settings, ledger)
         job = ledger.get_job(job_id)
-    return _result(job, settings)
+    result = _result(job, settings)
+    if result.n_slices == 1 and job.n_files is not None and job.n_files <= INLINE_FILES:
+        # A small plan: its one slice is written here, and the WriteGroups fan-out skipped.
+        write_slice(job_id, 0, settings)
+        return dataclasses.replace(result, n_slices=0)
+    return result
 
 
 def _ledger(settings: PlannerSettings) -> Ledger:

@@ -11,6 +11,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -200,6 +202,35 @@ def test_a_long_poll_waits_outside_the_lock(fresh: LocalAws) -> None:
     sqs.send_message(QueueUrl=url, MessageBody="wake up")
 
     assert _collect(poller) == ["wake up"]
+
+
+def test_a_send_ends_the_queue_s_long_poll_before_the_next_poll_interval(
+    fresh: LocalAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on SQS, a long poll returns when a message arrives, not when it next looks:
+    with the emulator's re-poll interval longer than the wait, only the send can end it."""
+    assert fresh.app is not None
+    monkeypatch.setattr(fresh.app, "_poll_interval", 3600.0)
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName="woken")["QueueUrl"]
+    other = sqs.create_queue(QueueName="elsewhere")["QueueUrl"]
+    got: list[tuple[list[str], float]] = []
+
+    def poll() -> None:
+        started = time.monotonic()
+        response = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=20)
+        got.append(([m["Body"] for m in response.get("Messages", [])], time.monotonic() - started))
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    time.sleep(0.5)  # the poll is waiting (had it not started yet, it would find the message)
+    sqs.send_message(QueueUrl=other, MessageBody="not for this queue")
+    sqs.send_message(QueueUrl=url, MessageBody="wake up")
+    poller.join(timeout=60)
+
+    [(bodies, seconds)] = got
+    assert bodies == ["wake up"]
+    assert seconds < 15  # the wait (20 s) did not run out: the send ended it
 
 
 _STARTUP_SCRIPT = """

@@ -176,9 +176,11 @@ def test_dead_letter_handler_fails_groups_with_their_last_error(
     assert (job.remaining, job.n_succeeded, job.n_failed) == (0, 1, 2)
 
 
-def test_planner_handler_returns_the_state_machine_contract(
+def test_planner_handler_writes_a_small_plan_itself_and_says_no_slice_is_left(
     resources: Resources, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """One slice of few files: the Plan task writes it (group items, one message per
+    group) and returns ``n_slices`` 0, which sends the state machine past WriteGroups."""
     seed_source(3)
     handler = _handler("planner", resources, monkeypatch)
     spec = group_spec().model_dump(mode="json", exclude_none=True)
@@ -193,19 +195,45 @@ def test_planner_handler_returns_the_state_machine_contract(
         == {
             "job_id": "exec-1",
             "n_groups": 3,
-            "n_slices": 1,
+            "n_slices": 0,
             "slices": {"bucket": "parceler-work", "key": "jobs/exec-1/plan/slices.json"},
             "recheck_seconds": 60,
             "noop": False,
             "pipeline": None,  # a plain job; a pipeline's stage gets its pipeline state back
         }
     )
-    assert drain(resources.lambda_queue_url) == []
-    written = handler.handler(
-        {"action": "write_slice", "job_id": "exec-1", "slice": 0}, FakeContext()
-    )
-    assert written == {"job_id": "exec-1", "slice": 0, "n_groups": 3}
+    job = Ledger(resources.planner.ledger_table).get_job("exec-1")
+    assert (job.status, job.n_slices, job.remaining) == ("RUNNING", 1, 3)
+    # The retry resumed after the slice's watermark: each group was sent once.
     assert len(drain(resources.lambda_queue_url)) == 3
+
+
+@pytest.mark.parametrize(
+    ("limit", "expected_slices"),
+    [({"SLICE_GROUPS": 2}, 2), ({"INLINE_FILES": 2}, 1)],
+    ids=["two-slices", "one-slice-of-more-files-than-inline"],
+)
+def test_planner_handler_leaves_larger_plans_to_the_write_groups_fan_out(
+    resources: Resources,
+    monkeypatch: pytest.MonkeyPatch,
+    limit: dict[str, int],
+    expected_slices: int,
+) -> None:
+    seed_source(3)
+    for name, value in limit.items():
+        monkeypatch.setattr(f"parceler.planner.{name}", value)
+    handler = _handler("planner", resources, monkeypatch)
+    spec = group_spec().model_dump(mode="json", exclude_none=True)
+
+    planned = handler.handler({"job_id": "exec-2", "spec": spec}, FakeContext())
+
+    assert (planned["n_groups"], planned["n_slices"]) == (3, expected_slices)
+    assert drain(resources.lambda_queue_url) == []  # WriteGroups' children send
+    written = handler.handler(
+        {"action": "write_slice", "job_id": "exec-2", "slice": 0}, FakeContext()
+    )
+    assert written["n_groups"] == (2 if expected_slices == 2 else 3)
+    assert len(drain(resources.lambda_queue_url)) == written["n_groups"]
 
 
 def test_dead_letter_handler_sends_back_a_group_whose_lease_is_live(

@@ -48,7 +48,11 @@ def _items(resources: Resources) -> list[dict[str, Any]]:
     return list(scan["Items"])
 
 
-def test_plan_writes_groups_ledger_and_one_message_per_group(resources: Resources) -> None:
+def test_plan_writes_groups_ledger_and_one_message_per_group(
+    resources: Resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The two steps of a plan too large to write inline (a small plan: below)."""
+    monkeypatch.setattr("parceler.planner.INLINE_FILES", 0)
     seed_source(7)
     spec = group_spec(files_per_group=2)
     result = plan(spec, "job-a", resources.planner)

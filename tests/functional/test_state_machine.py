@@ -25,12 +25,14 @@ from parceler import aws, container_worker, storage
 from parceler.aws.ledger import Ledger
 from parceler.dead_letter import dead_letter
 from parceler.errors import PermanentError
+from parceler.execution import follow, start_job
 from parceler.history import measure_execution
 from parceler.local.emulator import LocalAws
 from parceler.local.resources import LocalStack, create_local_stack
 from parceler.messages import GroupMessage, encode
 from parceler.quotas import ExecutionMeasure
 from parceler.settings import DeadLetterSettings
+from parceler.spec import parse_spec
 from parceler.workarea import JobArea
 
 pytestmark = pytest.mark.functional
@@ -311,26 +313,85 @@ def _measure(stack: LocalStack, name: str) -> ExecutionMeasure:
 def test_history_and_state_stay_flat_as_groups_slices_and_shards_grow(
     stack: LocalStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """2 groups in one slice, shard and batch against 30 groups in 8 slices, 10 shards and
-    6 aggregation batches: the parent's history and its largest state are the same size
-    (the fan-outs are Distributed Maps over S3 item files, whose children AWS counts in
-    their own histories)."""
+    """6 groups in 2 slices, 2 shards and 2 aggregation batches against 30 groups in 8
+    slices, 10 shards and 6 batches: the parent's history and its largest state are the
+    same size (the fan-outs are Distributed Maps over S3 item files, whose children AWS
+    counts in their own histories)."""
     monkeypatch.setattr("parceler.planner.SLICE_GROUPS", 4)
     monkeypatch.setattr("parceler.aws.ledger.GROUPS_PER_SHARD", 3)
     monkeypatch.setattr("parceler.aggregator.AGGREGATION_BATCH", 5)
-    small = _files(tmp_path / "small", ["a\n"] * 2)
+    small = _files(tmp_path / "small", ["a\n"] * 6)
     large = _files(tmp_path / "large", ["a\n"] * 30)
 
-    assert _run(stack, "two-groups", _spec(small))["status"] == "SUCCEEDED"
+    assert _run(stack, "six-groups", _spec(small))["status"] == "SUCCEEDED"
     assert _run(stack, "thirty-groups", _spec(large))["status"] == "SUCCEEDED"
 
-    few, many = _measure(stack, "two-groups"), _measure(stack, "thirty-groups")
+    few, many = _measure(stack, "six-groups"), _measure(stack, "thirty-groups")
     assert Ledger(stack.ledger_table).get_job("thirty-groups").n_shards == 10
     assert abs(many.history_events - few.history_events) <= 2, (few, many)
     assert many.map_runs == few.map_runs == 2
     assert max(few.largest_state_bytes, many.largest_state_bytes) <= 16 * 1024
     # The job names (3 characters apart, in several URIs) and the counts' digits, not lists:
     assert abs(many.largest_state_bytes - few.largest_state_bytes) <= 32
+
+
+def test_a_job_of_one_slice_and_one_batch_runs_no_fan_out(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    """The Plan task writes a one-slice plan itself and PrepareAggregation reduces a lone
+    batch: no Distributed Map runs (a child execution is latency on AWS too), and the job
+    ends as the fanned-out one would."""
+    source = _files(tmp_path / "in", ["a\n", "b\nc\n", "POISON\n"])
+
+    execution = _run(stack, "small", _spec(source, tolerated=50.0))
+
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    output = json.loads(execution["output"])
+    assert (output["n_groups"], output["groups_succeeded"], output["groups_failed"]) == (3, 2, 1)
+    assert _result(stack, "small")["details"]["value"] == {"lines": 3}
+    arn = stack.state_machine_arn.replace(":stateMachine:", ":execution:") + ":small"
+    assert _entered(arn, "WaitForGroups") and _entered(arn, "FinalReduce")
+    assert not _entered(arn, "WriteGroups") and not _entered(arn, "ReduceBatches")
+    assert _measure(stack, "small").map_runs == 0
+
+
+def test_one_slice_with_several_batches_fans_out_the_reduce_only(
+    stack: LocalStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("parceler.aggregator.AGGREGATION_BATCH", 2)
+    source = _files(tmp_path / "in", ["a\n", "b\nc\n", "d\n"])
+
+    execution = _run(stack, "two-batches", _spec(source))
+
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    assert _result(stack, "two-batches")["details"]["value"] == {"lines": 4}
+    arn = stack.state_machine_arn.replace(":stateMachine:", ":execution:") + ":two-batches"
+    assert not _entered(arn, "WriteGroups") and _entered(arn, "ReduceBatches")
+    assert _measure(stack, "two-batches").map_runs == 1
+
+
+def test_following_a_job_reads_its_ledger_item_once_without_a_progress_display(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    """A follower polls the execution; the job item (two ledger reads) is for a progress
+    display, and is read once at the end when there is none."""
+    source = _files(tmp_path / "in", ["a\n", "b\n"])
+    reads: list[str] = []
+
+    def count(**_: Any) -> None:
+        if threading.current_thread() is threading.main_thread():  # not the handlers'
+            reads.append("GetItem")
+
+    events = aws.client("dynamodb").meta.events
+    events.register("before-call.dynamodb.GetItem", count, unique_id="count-reads")
+    try:
+        arn = start_job(parse_spec(_spec(source)), "followed", stack.state_machine_arn)
+        result = follow(arn, "followed", Ledger(stack.ledger_table), poll_seconds=0.01)
+    finally:
+        events.unregister("before-call.dynamodb.GetItem", unique_id="count-reads")
+
+    assert result.status == "SUCCEEDED" and result.groups_succeeded == 2
+    assert reads == ["GetItem"]
 
 
 def test_a_long_wait_adds_no_history(stack: LocalStack, tmp_path: Path) -> None:

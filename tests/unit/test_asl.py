@@ -159,7 +159,13 @@ def test_the_flow_matches_the_internals_contract(asl: dict[str, Any]) -> None:
         "spec.$": "$.spec",
         "pipeline.$": "$.pipeline",
     }
-    assert plan["Next"] == "WriteGroups"
+    # A small plan's one slice is written by the Plan task itself: no slice is left for
+    # WriteGroups (planner.plan), and the fan-out is skipped.
+    assert plan["Next"] == "SlicesToWrite"
+    assert states["SlicesToWrite"]["Choices"] == [
+        {"Variable": "$.plan.n_slices", "NumericEquals": 0, "Next": "WaitForGroups"}
+    ]
+    assert states["SlicesToWrite"]["Default"] == "WriteGroups"
     # A redrive: the job named by the input, the execution's own name only names the redrive.
     assert states["RedriveJob"]["Parameters"] == {"job_id.$": "$.redrive", "pipeline": None}
     redrive = states["Redrive"]
@@ -190,6 +196,14 @@ def test_the_flow_matches_the_internals_contract(asl: dict[str, Any]) -> None:
     reduce_batch = states["ReduceBatches"]["ItemProcessor"]["States"]["ReduceBatch"]
     assert reduce_batch["Parameters"]["Payload"]["action"] == "reduce_batch"
     assert states["PrepareAggregation"]["Parameters"]["Payload"]["action"] == "prepare"
+    # A job of one batch is reduced by PrepareAggregation itself: the fan-out is skipped.
+    assert states["PrepareAggregation"]["ResultSelector"]["reduced.$"] == "$.Payload.reduced"
+    assert states["PrepareAggregation"]["Next"] == "BatchesToReduce"
+    assert states["BatchesToReduce"]["Choices"] == [
+        {"Variable": "$.aggregation.reduced", "BooleanEquals": True, "Next": "FinalReduce"}
+    ]
+    assert states["BatchesToReduce"]["Default"] == "ReduceBatches"
+    assert states["ReduceBatches"]["Next"] == "FinalReduce"
     assert states["FinalReduce"]["Parameters"]["Payload"]["action"] == "finalize"
     assert states["WithinTolerance"]["Choices"][0]["Next"] == "JobOrStage"
     assert states["WithinTolerance"]["Default"] == "TooManyGroupsFailed"

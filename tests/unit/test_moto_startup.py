@@ -185,3 +185,90 @@ def test_a_transaction_copies_only_the_items_it_names(dynamodb: Any) -> None:
     assert len(Table.instances_tracked) == tables_made  # type: ignore[attr-defined]
     item = dynamodb.get_item(TableName="ledger", Key=_key("g007"))["Item"]
     assert item["s"] == {"S": "SUCCEEDED"}
+
+
+@pytest.fixture
+def sfn(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # as for ``sqs`` above
+    moto_startup.install()
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        yield boto3.client("stepfunctions", region_name="us-east-1")
+
+
+_RETRIED = {
+    "StartAt": "Read",
+    "States": {
+        "Read": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::dynamodb:getItem",
+            "Parameters": {"TableName": "missing", "Key": {"pk": {"S.$": "$.key"}}},
+            "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 1}],
+            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "GaveUp"}],
+            "End": True,
+        },
+        "GaveUp": {"Type": "Pass", "End": True},
+    },
+}
+
+
+def _finished(sfn: Any, arn: str) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 30  # a hang guard, not a timing assertion
+    while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return list(sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"])
+
+
+def test_executions_share_one_parse_and_still_count_their_own_retries(sfn: Any) -> None:
+    """The parsed program is shared by every execution of a definition: a retry count kept
+    in the program instead of the execution would let the second execution retry less."""
+    machine = sfn.create_state_machine(
+        name="retried",
+        definition=json.dumps(_RETRIED),
+        roleArn="arn:aws:iam::123456789012:role/sfn",
+    )["stateMachineArn"]
+    parses = moto_startup.parsed_program.cache_info()
+
+    attempts = []
+    for name in ("first", "second"):
+        arn = sfn.start_execution(
+            stateMachineArn=machine, name=name, input=json.dumps({"key": name})
+        )["executionArn"]
+        events = _finished(sfn, arn)
+        assert events[-1]["type"] == "ExecutionSucceeded"  # caught, after its retry
+        attempts.append(sum(e["type"] == "TaskScheduled" for e in events))
+
+    assert attempts == [2, 2]
+    after = moto_startup.parsed_program.cache_info()
+    assert after.hits - parses.hits >= 1  # the second execution did not parse again
+
+
+def test_a_shared_program_has_every_heap_key_drawn_before_it_is_shared() -> None:
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+
+    moto_startup.install()
+    program = moto_startup.parsed_program(json.dumps(_RETRIED))
+    components = [c for c in moto_startup._components(program) if isinstance(c, EvalComponent)]
+
+    assert len(components) > 5
+    assert all(c.__dict__.get("_EvalComponent__heap_key") for c in components)
+    assert moto_startup.parsed_program(json.dumps(_RETRIED)) is program
+
+
+def test_the_interpreter_s_clients_and_paths_are_made_once(sfn: Any) -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    machine = sfn.create_state_machine(
+        name="pass",
+        definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
+        roleArn="arn:aws:iam::123456789012:role/sfn",
+    )["stateMachineArn"]
+    _finished(sfn, sfn.start_execution(stateMachineArn=machine, name="p")["executionArn"])
+
+    assert lambda_eval_utils.boto_client_for is moto_startup.shared_boto_client
+    one = moto_startup.shared_boto_client("us-east-1", "lambda")
+    assert moto_startup.shared_boto_client(region="us-east-1", service="lambda") is one
+    assert moto_startup.shared_boto_client("eu-west-1", "lambda") is not one
+    assert json_path.parse("$.a.b") is json_path.parse("$.a.b")
+    assert json_path.extract_json("$.a.b", {"a": {"b": 7}}) == 7

@@ -18,8 +18,8 @@ SMALL = model.Parameters(
 
 def test_durations_history_and_payload() -> None:
     assert model.duration_seconds(SMALL) == 100 * 36 / 10 == 360
-    # 2 + 4 tasks x 5 + 2 maps x 6 + 3 choices x 2 = 40 fixed; 360 s / 60 s = 6 re-checks x 8
-    assert model.parent_history_events(SMALL) == 40 + 48
+    # 2 + 4 tasks x 5 + 2 maps x 6 + 5 choices x 2 = 44 fixed; 360 s / 60 s = 6 re-checks x 8
+    assert model.parent_history_events(SMALL) == 44 + 48
     assert model.largest_child_events(SMALL) == 7
     assert model.largest_state_bytes(SMALL) == 2048 + 1024
 

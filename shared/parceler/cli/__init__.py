@@ -77,27 +77,35 @@ def friendly_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _register_commands() -> None:
-    from parceler.cli import (
-        cancel,
-        local,
-        logs,
-        plan,
-        redrive,
-        report,
-        run,
-        spec_schema,
-        status,
-        worker,
-    )
+COMMAND_MODULES = {
+    "plan": "plan",
+    "run": "run",
+    "redrive": "redrive",
+    "worker": "worker",
+    "status": "status",
+    "report": "report",
+    "logs": "logs",
+    "cancel": "cancel",
+    "spec-schema": "spec_schema",
+    "local": "local",
+}
+"""Each command (or command group) and the module of ``parceler.cli`` that registers it."""
 
-    for module in (plan, run, redrive, worker, status, report, logs, cancel, spec_schema, local):
-        module.register(app)
+
+def _register_commands(argv: list[str] | None = None) -> None:
+    """Register the command ``argv`` names (its module alone: ``parceler run`` need not
+    import the planner's CLI, ~0.1 s), or every command (``--help``, no or unknown name)."""
+    import importlib
+
+    named = next((arg for arg in argv or [] if not arg.startswith("-")), None)
+    modules = [COMMAND_MODULES[named]] if named in COMMAND_MODULES else COMMAND_MODULES.values()
+    for module in modules:
+        importlib.import_module(f"parceler.cli.{module}").register(app)
 
 
 def main() -> None:
     """Console-script entry point."""
-    _register_commands()
+    _register_commands(sys.argv[1:])
     try:
         app(prog_name="parceler")
     except SystemExit as done:

@@ -7,8 +7,11 @@ a DynamoDB ``ADD`` counter loses updates. :class:`SerializedApp` removes these r
 running moto's WSGI application under one lock, with two exceptions that must not hold it:
 
 - an SQS ``ReceiveMessage`` with ``WaitTimeSeconds > 0`` (a long poll) is turned into
-  non-waiting receives under the lock, with the sleeps between them outside it, until a
-  message arrives or the wait expires; otherwise one idle worker would stall every client;
+  non-waiting receives under the lock, with the waits between them outside it, until a
+  message arrives or the wait expires; otherwise one idle worker would stall every client.
+  A send to the queue (or a visibility change) ends the wait at once, as on SQS; the
+  poll interval only bounds how late a message whose delay or visibility timeout runs
+  out is seen;
 - a Lambda ``Invoke``: the in-process hook (:mod:`parceler.local.lambda_hook`) runs the
   real handler in the server thread, and the handler calls back into this server (S3,
   DynamoDB, SQS); holding the lock there would deadlock.
@@ -37,6 +40,10 @@ from parceler import aws
 DEFAULT_REGION = "us-east-1"
 _LAMBDA_INVOKE = re.compile(r"^/2015-03-31/functions/[^/]+/invocations/?$")
 _SQS_RECEIVE_TARGET = "AmazonSQS.ReceiveMessage"
+_SQS_WAKING_ACTIONS = frozenset(
+    {"SendMessage", "SendMessageBatch", "ChangeMessageVisibility", "ChangeMessageVisibilityBatch"}
+)
+"""SQS calls that can make a message receivable now: they end the queue's long polls."""
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -60,6 +67,8 @@ class SerializedApp:
         self._app = app
         self._poll_interval = poll_interval
         self.lock = threading.Lock()
+        self._arrivals = threading.Condition()
+        self._sends: dict[str, int] = {}  # per queue URL: waking calls so far
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -71,9 +80,15 @@ class SerializedApp:
         long_poll = _long_poll_request(environ, body)
         if long_poll is not None:
             wait_seconds, short_body = long_poll
-            status, headers, out = self._long_poll(environ, short_body, wait_seconds)
+            queue = _sqs_queue_url(environ, body, "ReceiveMessage") or ""
+            status, headers, out = self._long_poll(environ, short_body, wait_seconds, queue)
         else:
             status, headers, out = self._call_locked(environ, body)
+            woken = _sqs_queue_url(environ, body, _SQS_WAKING_ACTIONS)
+            if woken is not None and status.startswith("200"):
+                with self._arrivals:
+                    self._sends[woken] = self._sends.get(woken, 0) + 1
+                    self._arrivals.notify_all()
         start_response(status, headers)
         return [out]
 
@@ -103,15 +118,19 @@ class SerializedApp:
         return captured["status"], captured["headers"], b"".join(chunks)
 
     def _long_poll(
-        self, environ: dict[str, Any], short_body: bytes, wait_seconds: float
+        self, environ: dict[str, Any], short_body: bytes, wait_seconds: float, queue: str
     ) -> tuple[str, list[Any], bytes]:
         deadline = time.monotonic() + wait_seconds
         while True:
+            with self._arrivals:
+                seen = self._sends.get(queue, 0)
             status, headers, out = self._call_locked(environ, short_body)
             remaining = deadline - time.monotonic()
             if not status.startswith("200") or _has_messages(out) or remaining <= 0:
                 return status, headers, out
-            time.sleep(min(self._poll_interval, remaining))
+            with self._arrivals:  # a send since the receive above: receive again at once
+                if self._sends.get(queue, 0) == seen:
+                    self._arrivals.wait(min(self._poll_interval, remaining))
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:
@@ -156,6 +175,31 @@ def _long_poll_request(environ: Mapping[str, Any], body: bytes) -> tuple[float, 
             return None
         rewritten = [(k, "0" if k == "WaitTimeSeconds" else v) for k, v in pairs]
         return wait, urlencode(rewritten).encode()
+    return None
+
+
+def _sqs_queue_url(
+    environ: Mapping[str, Any], body: bytes, actions: str | frozenset[str]
+) -> str | None:
+    """The ``QueueUrl`` of an SQS request whose action is (one of) ``actions``, else None.
+
+    Both wire protocols, as :func:`_long_poll_request`; a URL is compared as sent (the
+    local mode's clients all name a queue by the URL ``CreateQueue`` returned)."""
+    wanted = frozenset({actions}) if isinstance(actions, str) else actions
+    target = str(environ.get("HTTP_X_AMZ_TARGET") or "")
+    if target.startswith("AmazonSQS."):
+        if target.removeprefix("AmazonSQS.") not in wanted:
+            return None
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            return None
+        url = request.get("QueueUrl") if isinstance(request, dict) else None
+        return str(url) if url else None
+    if str(environ.get("CONTENT_TYPE", "")).startswith("application/x-www-form-urlencoded"):
+        params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        if params.get("Action") in wanted and params.get("QueueUrl"):
+            return params["QueueUrl"]
     return None
 
 

@@ -30,12 +30,27 @@ Measured on this project's 2-core machine (``bench/results/local.md``), for moto
   if it is cancelled; the table itself is not copied (moto keeps every model object it
   makes until a reset, so a copy per commit also leaked ~0.2-0.7 MB per commit).
 
+* **Every execution parses its definition again.** moto's ``ExecutionWorker`` runs the
+  ASL parser (ANTLR, in Python) on the definition at each ``StartExecution``: ~80 ms per
+  job for the job definition, a sixth of a warm one-file job. The parsed program is kept
+  per definition text and shared by executions: its components hold no state of an
+  execution (retry counts and the like live in the execution's environment, keyed by the
+  component's ``heap_key``, which is drawn once, before the program is shared).
+* **Every task makes a boto3 client.** The interpreter calls ``boto_client_for`` for each
+  Lambda task and item reader: a new client each time, 10-15 ms. Clients are kept per
+  region, service and endpoint (a botocore client is thread-safe).
+* **Every path is parsed at every use.** Each ``InputPath``, ``ResultPath``, ``.$`` field
+  and Choice variable is parsed by ``jsonpath_ng`` (which builds its PLY parser, ~1 ms)
+  whenever a state evaluates it. The parsed expressions (immutable trees) are kept per
+  path text.
+
 :func:`install` is idempotent and changes nothing but those lookups.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 import json
 import sys
@@ -65,6 +80,7 @@ def install() -> None:
         _defer_package_init(name)
     _lazy_queue_attributes()
     _item_level_transaction_backup()
+    _parse_once_per_definition()
 
 
 def _lazy_queue_attributes() -> None:
@@ -109,6 +125,98 @@ def _item_level_transaction_backup() -> None:
     transact_write_items.parceler_item_level = True  # type: ignore[attr-defined]
     setattr(DynamoDBBackend, "transact_write_items", transact_write_items)  # noqa: B010
     setattr(Table, "__deepcopy__", table_backup)  # noqa: B010
+
+
+def _parse_once_per_definition() -> None:
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    if getattr(ExecutionWorker._get_evaluation_entrypoint, "parceler_cached", False):
+        return
+
+    def entrypoint(worker: Any) -> Any:
+        program = parsed_program(worker._evaluation_details.state_machine_details.definition)
+        _share_boto_clients()  # the parse imported every module that makes clients
+        _parse_each_json_path_once()  # and every module that parses paths
+        return program
+
+    entrypoint.parceler_cached = True  # type: ignore[attr-defined]
+    setattr(ExecutionWorker, "_get_evaluation_entrypoint", entrypoint)  # noqa: B010
+
+
+@functools.lru_cache(maxsize=32)
+def parsed_program(definition: str) -> Any:
+    """moto's parsed program for ``definition``, once per text (see the module docstring)."""
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    program = AmazonStateLanguageParser.parse(definition)[0]
+    for component in _components(program):
+        if isinstance(component, EvalComponent):
+            component.heap_key  # noqa: B018 -- drawn now, not raced for by two executions
+    return program
+
+
+def _components(root: Any) -> Iterator[Any]:
+    """Every moto ``Component`` reachable from ``root`` through attributes and containers."""
+    from moto.stepfunctions.parser.asl.component.component import Component
+
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        value = stack.pop()
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        if isinstance(value, Component):
+            yield value
+            stack.extend(vars(value).values())
+        elif isinstance(value, list | tuple | set | frozenset):
+            stack.extend(value)
+        elif isinstance(value, dict):
+            stack.extend(value.values())
+
+
+def _share_boto_clients() -> None:
+    """Point every loaded interpreter module's ``boto_client_for`` at a cached one."""
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    original = getattr(boto_client, "parceler_original", None)
+    if original is None:
+        original = boto_client.boto_client_for
+        boto_client.parceler_original = original  # type: ignore[attr-defined]
+        boto_client.boto_client_for = shared_boto_client
+    for name, module in list(sys.modules.items()):
+        if name.startswith("moto.stepfunctions.parser.") and (
+            getattr(module, "boto_client_for", None) is original
+        ):
+            module.boto_client_for = shared_boto_client  # type: ignore[attr-defined]
+
+
+def _parse_each_json_path_once() -> None:
+    for name in (
+        "moto.stepfunctions.parser.asl.utils.json_path",
+        "moto.stepfunctions.parser.asl.component.common.path.result_path",
+    ):
+        module = sys.modules.get(name)
+        parse = getattr(module, "parse", None)
+        if module is not None and parse is not None and not hasattr(parse, "cache_info"):
+            module.parse = functools.lru_cache(maxsize=1024)(parse)  # type: ignore[attr-defined]
+
+
+def shared_boto_client(region: str, service: str, state_credentials: Any = None) -> Any:
+    """moto's ``boto_client_for``, one client per region, service and endpoint (moto's
+    ignores the credentials too)."""
+    from moto.core.models import botocore_stubber
+    from moto.settings import moto_server_port
+
+    return _boto_client(region, service, botocore_stubber.enabled, moto_server_port())
+
+
+@functools.lru_cache(maxsize=64)
+def _boto_client(region: str, service: str, stubbed: bool, port: str) -> Any:
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    return boto_client.parceler_original(region, service)  # type: ignore[attr-defined]
 
 
 def table_backup(table: Any, memo: dict[int, Any]) -> Any:
