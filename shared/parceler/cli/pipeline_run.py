@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from parceler.cli.run import (
     DEPLOYED_POLL_SECONDS,
     LOCAL_POLL_SECONDS,
     PLAIN_PROGRESS_SECONDS,
+    RunTarget,
     absolute_if_local,
     new_job_id,
     print_failures,
@@ -201,18 +203,28 @@ def _run(
                 last[0], last[1] = elapsed, where
                 err_console.print(line, highlight=False, soft_wrap=True)
 
-        poll = LOCAL_POLL_SECONDS if folder is not None else DEPLOYED_POLL_SECONDS
-        result = follow_pipeline(
-            arn, pipeline_id, spec, ledger, on_progress=show, poll_seconds=poll,
-            timeout_seconds=timeout, enforce_quotas=folder is not None,
-        )  # fmt: skip
-        if folder is not None:
-            for stage in result.stages:
-                if stage.job is not None:
-                    save_local_job(
-                        _stage_folder(folder, stage.job_id), target, stage.job_id,
-                        stage.job.result_uri, stage.job.value_uri, logs=folder.logs,
-                    )  # fmt: skip
+        return _follow_and_save(arn, pipeline_id, spec, ledger, target, folder, timeout, show)
+
+
+def _follow_and_save(
+    arn: str, pipeline_id: str, spec: PipelineSpec, ledger: Ledger, target: RunTarget,
+    folder: RunFolder | None, timeout: float | None,
+    show: Callable[[str, StageSpec | None, JobItem | None, float], None] | None = None,
+) -> PipelineResult:  # fmt: skip
+    """Follow the execution to its end; for a local run, save every stage's run folder
+    before the emulator stops."""
+    poll = LOCAL_POLL_SECONDS if folder is not None else DEPLOYED_POLL_SECONDS
+    result = follow_pipeline(
+        arn, pipeline_id, spec, ledger, on_progress=show, poll_seconds=poll,
+        timeout_seconds=timeout, enforce_quotas=folder is not None,
+    )  # fmt: skip
+    if folder is not None:
+        for stage in result.stages:
+            if stage.job is not None:
+                save_local_job(
+                    _stage_folder(folder, stage.job_id), target, stage.job_id,
+                    stage.job.result_uri, stage.job.value_uri, logs=folder.logs,
+                )  # fmt: skip
     return result
 
 
@@ -350,19 +362,7 @@ def redrive_pipeline(
             )
         state = PipelineState(pipeline_id, index, len(stages)).to_json()
         arn = start_redrive(job_id, target.machine, ledger, pipeline=state)
-        poll = LOCAL_POLL_SECONDS if folder is not None else DEPLOYED_POLL_SECONDS
-        result = follow_pipeline(
-            arn, pipeline_id, spec, ledger, poll_seconds=poll, timeout_seconds=timeout,
-            enforce_quotas=folder is not None,
-        )  # fmt: skip
-        if folder is not None:
-            for staged in result.stages:
-                if staged.job is not None:
-                    save_local_job(
-                        _stage_folder(folder, staged.job_id), target, staged.job_id,
-                        staged.job.result_uri, staged.job.value_uri, logs=folder.logs,
-                    )  # fmt: skip
-    return result
+        return _follow_and_save(arn, pipeline_id, spec, ledger, target, folder, timeout)
 
 
 def _status(ledger: Ledger, pipeline_id: str, stage: StageSpec) -> str | None:

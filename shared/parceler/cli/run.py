@@ -344,7 +344,7 @@ def write_document(
 
 
 @dataclass
-class _Target:
+class RunTarget:
     """Where a run's execution goes: the state machine, the ledger table, and for a local
     run its session or warm stack."""
 
@@ -361,7 +361,7 @@ def run_target(
     label: str, folder: RunFolder | None, *, workers: int, quiet: bool, incremental: bool,
     state_machine: str | None, ledger_table: str | None,
     warm: warm_stack.StackState | None = None,
-) -> Iterator[_Target]:  # fmt: skip
+) -> Iterator[RunTarget]:  # fmt: skip
     """The stack a run uses: a warm local stack, a fresh local session (stopped on exit),
     or a deployed stack."""
     if folder is not None and warm is not None:
@@ -372,13 +372,13 @@ def run_target(
                 f"{label}: on the local stack at {warm.endpoint_url} ({warm.workers} worker(s))",
                 highlight=False,
             )
-        yield _Target(
+        yield RunTarget(
             warm.state_machine_arn, warm.ledger_table,
             check=functools.partial(warm_stack.check_alive, warm), warm=warm,
         )  # fmt: skip
         return
     if folder is None:
-        yield _Target(
+        yield RunTarget(
             state_machine or _required_env("PARCELER_STATE_MACHINE_ARN", "--state-machine"),
             ledger_table or _required_env("PARCELER_LEDGER_TABLE", "--ledger-table"),
         )
@@ -401,7 +401,7 @@ def run_target(
         work_area = LocalWorkArea.default()
         if incremental:  # earlier local runs' results, for reuse
             work_area.restore_cache(session.stack)
-        yield _Target(
+        yield RunTarget(
             session.stack.state_machine_arn, session.stack.ledger_table,
             session=session, work_area=work_area,
         )  # fmt: skip
@@ -448,7 +448,7 @@ def _run(
 
 def save_local_job(
     folder: RunFolder,
-    target: _Target,
+    target: RunTarget,
     job_id: str,
     result_uri: str | None,
     value_uri: str | None,
