@@ -209,9 +209,13 @@ def test_ctrl_c_abandons_a_local_job_says_so_and_exits_130(
         assert process.stderr is not None
         first = process.stderr.readline()  # printed once the emulator and workers are up
         assert "started" in first, first
+        # The next line is the follower's first ("planning: 0.0 s elapsed"): the job runs
+        # and the user presses Ctrl-C while it is being followed.
+        following = process.stderr.readline()
+        assert "elapsed" in following, following
         process.send_signal(signal.SIGINT)
         _, rest = process.communicate(timeout=120)
 
-    assert process.returncode == 130, (first, rest)  # what was seen, should it ever differ
+    assert process.returncode == 130, (first, following, rest)  # what was seen, should it ever differ
     assert "job e2e-interrupted abandoned" in rest
     assert "Traceback" not in rest
