@@ -216,6 +216,10 @@ def test_ctrl_c_abandons_a_local_job_says_so_and_exits_130(
         process.send_signal(signal.SIGINT)
         _, rest = process.communicate(timeout=120)
 
-    assert process.returncode == 130, (first, following, rest)  # what was seen, should it ever differ
+    assert process.returncode == 130, (
+        first,
+        following,
+        rest,
+    )  # what was seen, should it ever differ
     assert "job e2e-interrupted abandoned" in rest
     assert "Traceback" not in rest
