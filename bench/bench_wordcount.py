@@ -242,13 +242,27 @@ def run_parceler(folder: Path, workers: int, repeat: int, target_size: str | Non
                "--local", "--workers", str(workers), *extra, "--save-result", str(saved)]  # fmt: skip
     name = "parceler run --local" + ("" if target_size is None else f" (groups {target_size})")
     variant = Variant(name, " ".join(["parceler", *command[3:-2]]))
+    _time_runs(variant, command, repeat, saved)
+    return variant
+
+
+def _time_runs(
+    variant: Variant,
+    command: list[str],
+    repeat: int,
+    saved: Path,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Time ``command`` ``repeat`` times into ``variant``, reading each run's saved document
+    (its inner seconds, its word counts); returns the last document ({} when a run failed)."""
+    document: dict[str, Any] = {}
     for _ in range(repeat):
         seconds, done = _timed(
-            lambda: subprocess.run(command, capture_output=True, text=True, check=False)
+            lambda: subprocess.run(command, capture_output=True, text=True, check=False, env=env)
         )
         if done.returncode != 0:
             variant.skipped = f"exit {done.returncode}: {done.stderr.strip()[-600:]}"
-            return variant
+            return {}
         variant.seconds.append(seconds)
         document = json.loads(saved.read_text())
         inner = document.get("seconds")
@@ -257,7 +271,7 @@ def run_parceler(folder: Path, workers: int, repeat: int, target_size: str | Non
         variant.words = _words_of(document)
         if variant.words is None:
             variant.skipped = f"counts not verified: no value in {saved}"
-    return variant
+    return document
 
 
 def run_parceler_warm(folder: Path, workers: int, repeat: int) -> Variant:
@@ -281,25 +295,9 @@ def run_parceler_warm(folder: Path, workers: int, repeat: int) -> Variant:
         variant.skipped = f"local up: exit {up.returncode}: {up.stderr.strip()[-600:]}"
         return variant
     try:
-        for _ in range(repeat):
-            seconds, done = _timed(
-                lambda: subprocess.run(
-                    command, capture_output=True, text=True, check=False, env=env
-                )
-            )
-            if done.returncode != 0:
-                variant.skipped = f"exit {done.returncode}: {done.stderr.strip()[-600:]}"
-                return variant
-            variant.seconds.append(seconds)
-            document = json.loads(saved.read_text())
-            inner = document.get("seconds")
-            if isinstance(inner, int | float):
-                variant.inner_seconds.append(float(inner))
-            variant.words = _words_of(document)
-            if variant.words is None:
-                variant.skipped = f"counts not verified: no value in {saved}"
-            if document.get("groups_skipped"):
-                variant.skipped = f"{document['groups_skipped']} group(s) reused, not counted"
+        document = _time_runs(variant, command, repeat, saved, env)
+        if document.get("groups_skipped"):
+            variant.skipped = f"{document['groups_skipped']} group(s) reused, not counted"
     finally:
         subprocess.run([*_parceler_command(), "local", "down"], capture_output=True,
                        check=False, env=env)  # fmt: skip
