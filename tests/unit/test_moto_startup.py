@@ -272,3 +272,14 @@ def test_the_interpreter_s_clients_and_paths_are_made_once(sfn: Any) -> None:
     assert moto_startup.shared_boto_client("eu-west-1", "lambda") is not one
     assert json_path.parse("$.a.b") is json_path.parse("$.a.b")
     assert json_path.extract_json("$.a.b", {"a": {"b": 7}}) == 7
+
+
+def test_every_session_in_the_process_shares_one_model_loader_per_search_path() -> None:
+    import botocore.session
+    from moto.core import utils
+
+    moto_startup.install()
+    first = botocore.session.get_session().get_component("data_loader")
+    assert botocore.session.get_session().get_component("data_loader") is first
+    assert utils.create_loader() is utils.create_loader()  # moto's own (with its extras)
+    assert utils.create_loader() is not first  # a different search path: its own loader

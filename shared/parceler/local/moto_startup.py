@@ -30,6 +30,12 @@ Measured on this project's 2-core machine (``bench/results/local.md``), for moto
   if it is cancelled; the table itself is not copied (moto keeps every model object it
   makes until a reset, so a copy per commit also leaked ~0.2-0.7 MB per commit).
 
+* **Every botocore session reads the models again.** A data loader caches what it parsed,
+  but each botocore session makes its own, and so does each of moto's model lookups:
+  moto's server made ~12 (one per backend class's session, one per response class's
+  model), each listing ~400 model folders (~15 ms) and parsing the endpoint, partition
+  and service files again. Loaders are kept per search path (the files cannot change
+  while the process runs), so each file is read and parsed once per process.
 * **Every execution parses its definition again.** moto's ``ExecutionWorker`` runs the
   ASL parser (ANTLR, in Python) on the definition at each ``StartExecution``: ~80 ms per
   job for the job definition, a sixth of a warm one-file job. The parsed program is kept
@@ -78,9 +84,20 @@ def install() -> None:
         backends.list_of_moto_modules = cached_list
     for name in _DEFERRED_PACKAGES:
         _defer_package_init(name)
+    _one_model_loader_per_path()
     _lazy_queue_attributes()
     _item_level_transaction_backup()
     _parse_once_per_definition()
+
+
+def _one_model_loader_per_path() -> None:
+    import botocore.session
+    from moto.core import utils
+
+    for module in (botocore.session, utils):
+        create = module.create_loader
+        if not hasattr(create, "cache_info"):
+            module.create_loader = functools.cache(create)  # type: ignore[attr-defined]
 
 
 def _lazy_queue_attributes() -> None:
