@@ -130,7 +130,10 @@ def run_loop(
                 wait = min(wait, max(1, int(left)))
             try:
                 polling.set()
-                messages = queue.receive(url, max_messages=1, wait_seconds=wait)
+                # Serving several queues (the local mode), a send to any of them ends
+                # this wait, so work on another queue is not left for the wait's length.
+                wake_on = urls if len(urls) > 1 else ()
+                messages = queue.receive(url, max_messages=1, wait_seconds=wait, wake_on=wake_on)
             finally:
                 polling.clear()
             if not messages:

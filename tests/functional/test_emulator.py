@@ -233,6 +233,42 @@ def test_a_send_ends_the_queue_s_long_poll_before_the_next_poll_interval(
     assert seconds < 15  # the wait (20 s) did not run out: the send ended it
 
 
+def test_a_send_to_a_queue_named_in_wake_on_ends_another_queue_s_long_poll_empty(
+    fresh: LocalAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker serving two queues (the local mode) long-polls one at a time: a send to
+    the other ends its wait at once, with no message, so it turns to that queue."""
+    from parceler import aws
+    from parceler.aws import queue
+
+    assert fresh.app is not None
+    monkeypatch.setattr(fresh.app, "_poll_interval", 3600.0)
+    sqs = aws.client("sqs")
+    polled = sqs.create_queue(QueueName="polled")["QueueUrl"]
+    other = sqs.create_queue(QueueName="other")["QueueUrl"]
+    unwatched = sqs.create_queue(QueueName="unwatched")["QueueUrl"]
+    got: list[tuple[int, float]] = []
+
+    def poll() -> None:
+        started = time.monotonic()
+        messages = queue.receive(polled, wait_seconds=8, wake_on=(polled, other))
+        got.append((len(messages), time.monotonic() - started))
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    time.sleep(0.5)
+    sqs.send_message(QueueUrl=unwatched, MessageBody="not watched: the wait goes on")
+    time.sleep(0.5)
+    assert poller.is_alive()
+    sqs.send_message(QueueUrl=other, MessageBody="work elsewhere")
+    poller.join(timeout=30)
+
+    [(count, seconds)] = got
+    assert count == 0
+    assert seconds < 6  # ended by the send, not by the 8 s wait
+    assert queue.receive(other, wait_seconds=0)  # the message waits where it was sent
+
+
 _STARTUP_SCRIPT = """
 import sys
 import boto3

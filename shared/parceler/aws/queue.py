@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -88,19 +88,44 @@ def send_batch(
         )
 
 
+WAKE_ON_HEADER = "X-Parceler-Wake-On"
+"""The local emulator's one extension of ``ReceiveMessage`` (:mod:`parceler.local.emulator`):
+the space-separated queue URLs a send to which ends this long poll early (with no
+messages), so one worker serving several queues learns of work on the others at once."""
+_wake_on = threading.local()
+
+
+def _add_wake_on_header(request: Any, **_: Any) -> None:
+    urls = getattr(_wake_on, "urls", ())
+    if urls:
+        request.headers[WAKE_ON_HEADER] = " ".join(urls)
+
+
 def receive(
     queue_url: str,
     *,
     max_messages: int = 1,
     wait_seconds: int = 20,
     visibility_timeout: int | None = None,
+    wake_on: Sequence[str] = (),
 ) -> list[ReceivedMessage]:
-    """Long-poll ``queue_url`` for up to ``max_messages`` messages (with their receive counts)."""
+    """Long-poll ``queue_url`` for up to ``max_messages`` messages (with their receive counts).
+
+    ``wake_on``: other queues whose sends end the wait early, with no messages (only the
+    local emulator honours it: a worker serves several queues only there; SQS ignores the
+    header).
+    """
     kwargs: dict[str, object] = {}
     if visibility_timeout is not None:
         kwargs["VisibilityTimeout"] = visibility_timeout
+    client = aws.client("sqs")
+    if wake_on:
+        client.meta.events.register(
+            "before-sign.sqs.ReceiveMessage", _add_wake_on_header, unique_id=WAKE_ON_HEADER
+        )
+    _wake_on.urls = tuple(wake_on)
     try:
-        response = aws.client("sqs").receive_message(
+        response = client.receive_message(
             QueueUrl=queue_url,
             MaxNumberOfMessages=max(1, min(10, max_messages)),
             WaitTimeSeconds=max(0, min(20, wait_seconds)),
@@ -109,6 +134,8 @@ def receive(
         )
     except (ClientError, BotoCoreError) as exc:
         raise_mapped(exc, "sqs", "ReceiveMessage")
+    finally:
+        _wake_on.urls = ()
     return [
         ReceivedMessage(
             message_id=m["MessageId"],

@@ -11,7 +11,9 @@ running moto's WSGI application under one lock, with two exceptions that must no
   message arrives or the wait expires; otherwise one idle worker would stall every client.
   A send to the queue (or a visibility change) ends the wait at once, as on SQS; the
   poll interval only bounds how late a message whose delay or visibility timeout runs
-  out is seen;
+  out is seen. A send to a queue the request names in ``X-Parceler-Wake-On`` ends the
+  wait too, with no messages: a worker serving several queues learns of work on
+  another at once (the local mode's one extension of SQS);
 - a Lambda ``Invoke``: the in-process hook (:mod:`parceler.local.lambda_hook`) runs the
   real handler in the server thread, and the handler calls back into this server (S3,
   DynamoDB, SQS); holding the lock there would deadlock.
@@ -40,6 +42,7 @@ from parceler import aws
 DEFAULT_REGION = "us-east-1"
 _LAMBDA_INVOKE = re.compile(r"^/2015-03-31/functions/[^/]+/invocations/?$")
 _SQS_RECEIVE_TARGET = "AmazonSQS.ReceiveMessage"
+_WAKE_ON_ENVIRON = "HTTP_X_PARCELER_WAKE_ON"  # parceler.aws.queue.WAKE_ON_HEADER, as WSGI names it
 _SQS_WAKING_ACTIONS = frozenset(
     {"SendMessage", "SendMessageBatch", "ChangeMessageVisibility", "ChangeMessageVisibilityBatch"}
 )
@@ -81,7 +84,8 @@ class SerializedApp:
         if long_poll is not None:
             wait_seconds, short_body = long_poll
             queue = _sqs_queue_url(environ, body, "ReceiveMessage") or ""
-            status, headers, out = self._long_poll(environ, short_body, wait_seconds, queue)
+            watched = {queue, *str(environ.get(_WAKE_ON_ENVIRON, "")).split()}
+            status, headers, out = self._long_poll(environ, short_body, wait_seconds, watched)
         else:
             status, headers, out = self._call_locked(environ, body)
             woken = _sqs_queue_url(environ, body, _SQS_WAKING_ACTIONS)
@@ -118,19 +122,30 @@ class SerializedApp:
         return captured["status"], captured["headers"], b"".join(chunks)
 
     def _long_poll(
-        self, environ: dict[str, Any], short_body: bytes, wait_seconds: float, queue: str
+        self, environ: dict[str, Any], short_body: bytes, wait_seconds: float, watched: set[str]
     ) -> tuple[str, list[Any], bytes]:
+        """Receive until a message comes or the wait ends; a send to another ``watched``
+        queue (``X-Parceler-Wake-On``) ends it early with the empty answer."""
         deadline = time.monotonic() + wait_seconds
+        with self._arrivals:
+            start = self._watched_sends(watched)
         while True:
             with self._arrivals:
-                seen = self._sends.get(queue, 0)
+                seen = self._watched_sends(watched)
             status, headers, out = self._call_locked(environ, short_body)
             remaining = deadline - time.monotonic()
             if not status.startswith("200") or _has_messages(out) or remaining <= 0:
                 return status, headers, out
             with self._arrivals:  # a send since the receive above: receive again at once
-                if self._sends.get(queue, 0) == seen:
+                if self._watched_sends(watched) == seen:
                     self._arrivals.wait(min(self._poll_interval, remaining))
+                if len(watched) > 1 and self._watched_sends(watched) != start:
+                    # a send somewhere watched: one more receive here, then let the
+                    # client turn to the queue that has the message
+                    deadline = min(deadline, time.monotonic())
+
+    def _watched_sends(self, watched: set[str]) -> int:
+        return sum(self._sends.get(queue, 0) for queue in watched)
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:
