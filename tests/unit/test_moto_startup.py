@@ -243,6 +243,29 @@ def test_executions_share_one_parse_and_still_count_their_own_retries(sfn: Any) 
     assert after.hits - parses.hits >= 1  # the second execution did not parse again
 
 
+def test_creating_a_machine_and_running_it_parse_its_definition_once(sfn: Any) -> None:
+    definition = json.dumps({**_RETRIED, "Comment": "parsed once"})  # a text no test parsed
+    before = moto_startup.parsed_program.cache_info()
+    machine = sfn.create_state_machine(
+        name="once", definition=definition, roleArn="arn:aws:iam::123456789012:role/sfn"
+    )["stateMachineArn"]
+    events = _finished(sfn, sfn.start_execution(stateMachineArn=machine)["executionArn"])
+
+    assert events[-1]["type"] == "ExecutionSucceeded"
+    assert moto_startup.parsed_program.cache_info().misses - before.misses == 1
+
+
+def test_an_invalid_definition_is_still_rejected_at_creation(sfn: Any) -> None:
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError, match=r"ASLParserException.*Nope"):  # as moto says it
+        sfn.create_state_machine(
+            name="broken",
+            definition=json.dumps({"StartAt": "Here", "States": {"Here": {"Type": "Nope"}}}),
+            roleArn="arn:aws:iam::123456789012:role/sfn",
+        )
+
+
 def test_a_shared_program_has_every_heap_key_drawn_before_it_is_shared() -> None:
     from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
 
