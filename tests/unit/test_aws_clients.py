@@ -34,3 +34,10 @@ def test_a_reset_reads_the_environment_again_but_keeps_the_loader(
     assert after is not before
     assert after.meta.endpoint_url == "http://127.0.0.1:1"
     assert after._loader is before._loader
+
+
+def test_preloaded_models_are_parsed_in_the_loader_later_clients_use() -> None:
+    aws.preload_models(("sqs",))
+    loader = aws.client("sqs")._loader
+    assert ("load_service_model", "sqs", "service-2") in loader._cache  # parsed before
+    assert ("load_service_model", "sqs", "endpoint-rule-set-1") in loader._cache

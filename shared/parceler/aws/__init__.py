@@ -7,6 +7,6 @@ neither boto3 nor this package (``tests/unit/test_import_rules.py`` holds that).
 Callers write ``from parceler import aws; aws.client("s3")``.
 """
 
-from parceler.aws.clients import client, reset_clients
+from parceler.aws.clients import client, preload_models, reset_clients
 
-__all__ = ["client", "reset_clients"]
+__all__ = ["client", "preload_models", "reset_clients"]

@@ -76,6 +76,16 @@ def _loader() -> Any:
     return botocore.session.get_session().get_component("data_loader")
 
 
+def preload_models(services: tuple[str, ...]) -> None:
+    """Parse the services' models and endpoint rules into the process's loader now, so the
+    first client of each costs no parsing (a forked local worker does this while it waits
+    for the stack, on the core the emulator's start leaves idle)."""
+    loader = _loader()
+    for service in services:
+        for kind in ("service-2", "endpoint-rule-set-1"):
+            loader.load_service_model(service, kind)
+
+
 def reset_clients() -> None:
     """Forget cached clients (and their session, so credentials are read again) so the
     next call picks up the current environment."""

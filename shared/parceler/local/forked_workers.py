@@ -104,6 +104,9 @@ def prefork(count: int) -> list[ForkedWorker]:
 def _child(orders_fd: int) -> None:  # pragma: no cover - runs in the forked child
     code = 1
     try:
+        from parceler import aws
+
+        aws.preload_models(("s3", "sqs", "dynamodb"))  # while the stack is created
         with os.fdopen(orders_fd) as pipe:
             text = pipe.read()
         if not text:

@@ -162,7 +162,7 @@ def _parse_once_per_definition() -> None:
 
     if getattr(ExecutionWorker._get_evaluation_entrypoint, "parceler_cached", False):
         return
-    models.AmazonStateLanguageParser = _ValidatingParser  # type: ignore[misc,assignment]
+    setattr(models, "AmazonStateLanguageParser", _ValidatingParser)  # noqa: B010
 
     def entrypoint(worker: Any) -> Any:
         program = parsed_program(worker._evaluation_details.state_machine_details.definition)
